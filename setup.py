@@ -1,0 +1,65 @@
+"""Build script of the ``spotvlm_ros`` ament_python package (also a plain pip package)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "spotvlm_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="SpotVLM: Context Transfer for cloud-edge vision-language models on ROS 2",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["third_party/vision_msgs/msg/*.msg"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*")),
+        (f"share/{PACKAGE}/rosbags", glob("rosbags/*.md")),
+        (f"share/{PACKAGE}/rosbags/demo", glob("rosbags/demo/*")),
+        (f"share/{PACKAGE}/interfaces/msg", glob("spotvlm_msgs/msg/*.msg")),
+        (f"share/{PACKAGE}/interfaces/action", glob("spotvlm_msgs/action/*.action")),
+    ],
+    install_requires=[
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "pyyaml>=6",
+        "pydantic>=2.5",
+        "rosbags>=0.10",
+        "rich>=13",
+        "tqdm>=4.60",
+        "httpx>=0.27",
+        "rouge-score>=0.1.2",
+        "sacrebleu>=2.3",
+        "setuptools",
+    ],
+    extras_require={
+        "ml": ["torch>=2.2", "transformers>=4.57", "tokenizers>=0.20", "safetensors>=0.4", "pillow>=10"],
+        "viz": ["matplotlib>=3.7", "mcap>=1.1", "mcap-ros2-support>=0.5"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "catkin_pkg>=1.0",
+            "ruff>=0.6",
+            "mcap>=1.1",
+            "mcap-ros2-support>=0.5",
+            "fastapi",
+            "uvicorn",
+            "openai>=1.50",
+        ],
+    },
+    zip_safe=True,
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "spotvlm = spotvlm_ros.cli:main",
+            "spotvlm_edge = spotvlm_ros.nodes.edge_node:main",
+            "spotvlm_bridge = spotvlm_ros.nodes.bridge_node:main",
+            "spotvlm_lvlm_server = spotvlm_ros.nodes.lvlm_server_node:main",
+        ],
+    },
+)

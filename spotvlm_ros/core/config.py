@@ -1,0 +1,274 @@
+"""The one configuration schema of SpotVLM, read by the CLI, the runtime and the ROS nodes.
+
+A config file is YAML, either plain (``task: vqa ...``) or in ROS 2 parameter form
+(``/**: {ros__parameters: {...}}``), so ``config/spotvlm.yaml`` serves ``ros2 launch`` and
+``spotvlm replay`` alike. Every value is ROS-parameter representable (no nulls, no lists of dicts):
+"off" is spelled ``0`` or ``""``. ROS parameter names are the dotted paths (``context.max_context_age_s``).
+Errors name the bad key and value: ``context.max_context_age_s = -1.0: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Backend = Literal["tiny", "hf", "openai", "zero"]
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names every bad key and value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CameraConfig(_Section):
+    topic: str = Field("", description="Image topic; empty = auto-detect the first image topic of a bag")
+    transport: Literal["raw", "compressed"] = Field("raw", description="sensor_msgs/Image or CompressedImage")
+    reliability: Literal["best_effort", "reliable"] = Field(
+        "best_effort", description="Camera QoS reliability"
+    )
+    depth: int = Field(1, ge=1, le=100, description="Camera QoS history depth (1 = latest frame only)")
+    no_frames_warn_s: float = Field(
+        5.0, gt=0, le=3600, description="Warn when no frame arrives for this long"
+    )
+
+
+class ModelConfig(_Section):
+    backend: Backend = Field(
+        "tiny", description="tiny (offline random), hf (local transformers), openai (HTTP), zero"
+    )
+    model: str = Field(
+        "", description="Hugging Face id or local path (hf), model name (openai), family (tiny)"
+    )
+    device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
+    dtype: Literal["float32", "float16", "bfloat16", "auto"] = Field("float32", description="torch dtype")
+    max_new_tokens: int = Field(32, ge=1, le=4096, description="Generated tokens per answer")
+    image_max_side: int = Field(448, ge=16, le=8192, description="Longest image side fed to the model (px)")
+    base_url: str = Field("", description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = Field("", description="Name of the environment variable holding the API key")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="Per-request timeout (openai backend)")
+    retries: int = Field(2, ge=0, le=10, description="Retries with backoff on idempotent failures")
+    verify_tls: bool = Field(True, description="Verify TLS certificates (turn off only for loopback tests)")
+    max_request_bytes: int = Field(20_000_000, ge=1024, description="Largest request body sent")
+    max_response_bytes: int = Field(2_000_000, ge=1024, description="Largest response body accepted")
+    step_time_s: float = Field(0.0, ge=0, le=60, description="Simulated compute time per call; 0 = measured")
+    prefix_cache: bool = Field(True, description="Reuse the KV cache of an unchanged prompt prefix")
+
+
+def _default_cloud_model() -> ModelConfig:
+    return ModelConfig(max_new_tokens=128, image_max_side=896, step_time_s=0.0)
+
+
+class KeyframeConfig(_Section):
+    max_in_flight: int = Field(1, ge=1, le=64, description="LVLM requests in flight at most")
+    min_interval_s: float = Field(0.0, ge=0, le=3600, description="Least time between two keyframes")
+    scene_change_threshold: float = Field(
+        0.0, ge=0, le=1, description="Histogram distance that forces a keyframe; 0 = off"
+    )
+    timeout_s: float = Field(15.0, gt=0, le=3600, description="Give up on an LVLM request after this long")
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of keyframes sent to the cloud")
+    max_image_side: int = Field(
+        1024, ge=16, le=8192, description="Keyframes are downscaled to this longest side"
+    )
+
+
+class ContextConfig(_Section):
+    enabled: bool = Field(True, description="Use LVLM context at all (False = SVLM alone)")
+    replacement: bool = Field(
+        True, description="Context Replacement; False = raw newest LVLM text (ablation)"
+    )
+    history_length: int = Field(4, ge=0, le=64, description="Past turns kept in the SVLM prompt")
+    max_context_age_s: float = Field(10.0, gt=0, le=3600, description="Older context is ignored")
+    max_context_tokens: int = Field(256, ge=8, le=32768, description="Token budget of the history")
+    max_lvlm_chars: int = Field(
+        2000, ge=16, le=100_000, description="LVLM text is cut to this many characters"
+    )
+
+
+class FocusConfig(_Section):
+    mode: Literal["crop", "mark", "mask", "off"] = Field(
+        "crop", description="How regions steer the SVLM view"
+    )
+    propagation: Literal["static", "flow", "template"] = Field(
+        "flow", description="Carry regions to the current frame"
+    )
+    max_regions: int = Field(4, ge=0, le=32, description="Regions used at most")
+    crop_size: int = Field(224, ge=16, le=4096, description="Side of each region crop fed to the SVLM (px)")
+    full_size: int = Field(224, ge=16, le=4096, description="Longest side of the downscaled full frame (px)")
+    min_confidence: float = Field(0.2, ge=0, le=1, description="Propagated regions below this are dropped")
+    keyframe_buffer: int = Field(32, ge=1, le=1024, description="Recent frames kept to find keyframe images")
+
+
+class LatencyConfig(_Section):
+    profile: str = Field(
+        "lognormal:mean=1.5,sigma=0.8", description="Cloud delay model for simulation (name:key=value,...)"
+    )
+    profiles: list[str] = Field(
+        default_factory=lambda: [
+            "constant:delay=0.5",
+            "lognormal:mean=1.5,sigma=0.8",
+            "lognormal:mean=5.0,sigma=0.8",
+        ],
+        description="Delay models the evaluation sweeps",
+    )
+
+
+class SpotVlmConfig(_Section):
+    """Root of the configuration."""
+
+    task: Literal["vqa", "caption", "grounding"] = Field("vqa", description="Task the edge answers")
+    prompt: str = Field("What is the state of the traffic light?", description="Task prompt for every frame")
+    system_prompt: str = Field(
+        "You are the perception assistant of a robot. Answer briefly.", description="System prompt"
+    )
+    seed: int = Field(0, ge=0, description="Seed of every random choice (simulation, latency models)")
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    edge: ModelConfig = Field(default_factory=ModelConfig)
+    cloud: ModelConfig = Field(default_factory=_default_cloud_model)
+    keyframes: KeyframeConfig = Field(default_factory=KeyframeConfig)
+    context: ContextConfig = Field(default_factory=ContextConfig)
+    focus: FocusConfig = Field(default_factory=FocusConfig)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+
+
+ROS_PARAMS_KEY = "ros__parameters"
+
+
+def _unwrap_ros(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Accept ``/**: {ros__parameters: {...}}`` (or any single node name) as well as plain YAML."""
+    if len(data) == 1:
+        (only,) = data.values()
+        if isinstance(only, Mapping) and ROS_PARAMS_KEY in only:
+            return only[ROS_PARAMS_KEY] or {}
+    return data
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{key} = {e['input']!r}: unknown key")
+        else:
+            lines.append(f"{key} = {e['input']!r}: {e['msg']}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> SpotVlmConfig:
+    """Validate a nested dict (plain or ROS-wrapped); raises ConfigError naming bad keys and values."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"invalid config: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return SpotVlmConfig.model_validate(dict(_unwrap_ros(data)), strict=True)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> SpotVlmConfig:
+    """Load defaults, then the YAML file at ``path``, then dotted ``overrides`` (``{"a.b": 1}``)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as err:
+            raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"config {path}: expected a mapping at the top level")
+        data = _nested_copy(_unwrap_ros(loaded))
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    return config_from_dict(data)
+
+
+def _nested_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _nested_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"invalid config:\n  {key} = {value!r}: '{part}' is not a section")
+        node = child
+    node[leaf] = value
+
+
+def to_ros_params(config: SpotVlmConfig) -> dict[str, Any]:
+    """Flatten to ROS parameter names (dotted paths) and values."""
+    return dict(_flatten(config.model_dump()))
+
+
+def from_ros_params(params: Mapping[str, Any]) -> SpotVlmConfig:
+    """Build a config from dotted ROS parameter names, validated like a file."""
+    data: dict[str, Any] = {}
+    for key, value in params.items():
+        _set_dotted(data, key, value)
+    return config_from_dict(data)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{name}.")
+        else:
+            yield name, value
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """What a ROS node needs to declare one parameter: name, default, description and range."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def parameter_specs(config: SpotVlmConfig | None = None) -> list[ParameterSpec]:
+    """One spec per leaf field, defaults taken from ``config`` (or the schema defaults)."""
+    config = config or SpotVlmConfig()
+    return list(_specs(type(config), config, ""))
+
+
+def _specs(model: type[BaseModel], value: BaseModel, prefix: str) -> Iterator[ParameterSpec]:
+    for name, field in model.model_fields.items():
+        current = getattr(value, name)
+        if isinstance(current, BaseModel):
+            yield from _specs(type(current), current, f"{prefix}{name}.")
+            continue
+        minimum = maximum = None
+        for meta in field.metadata:
+            for attr in ("ge", "gt"):
+                if getattr(meta, attr, None) is not None:
+                    minimum = float(getattr(meta, attr))
+            for attr in ("le", "lt"):
+                if getattr(meta, attr, None) is not None:
+                    maximum = float(getattr(meta, attr))
+        choices = tuple(getattr(field.annotation, "__args__", ())) if _is_literal(field.annotation) else ()
+        yield ParameterSpec(
+            name=f"{prefix}{name}",
+            default=current,
+            description=field.description or "",
+            choices=tuple(str(c) for c in choices),
+            minimum=minimum,
+            maximum=maximum,
+        )
+
+
+def _is_literal(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", None) is Literal
