@@ -6,10 +6,12 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .bench import BENCHMARKS
 from .core.config import ConfigError, load_config, to_ros_params
 
 EXIT_OK = 0
@@ -33,6 +35,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"spotvlm_ros.bench.{args.name}")
+    return int(module.main(args.bench_args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spotvlm",
@@ -43,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the embedded demo (no ROS, no GPU, no network)")
     demo.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
     demo.set_defaults(func=_cmd_demo)
+
+    bench = sub.add_parser("bench", help="run a benchmark; prints a BENCH line last")
+    bench.add_argument("name", choices=BENCHMARKS, help="which benchmark")
+    bench.add_argument(
+        "bench_args", nargs=argparse.REMAINDER, help="options of that benchmark (see its --help)"
+    )
+    bench.set_defaults(func=_cmd_bench)
 
     show = sub.add_parser("config", help="validate a config file and print every parameter")
     show.add_argument("config", type=Path, nargs="?", default=None, help="YAML config to validate")
