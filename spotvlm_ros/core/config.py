@@ -120,6 +120,40 @@ class LatencyConfig(_Section):
     )
 
 
+EVAL_MODES = (
+    "svlm",
+    "lvlm",
+    "lvlm_blocking",
+    "offload",
+    "spotvlm",
+    "spotvlm_no_focus",
+    "spotvlm_no_replacement",
+)
+EvalMode = Literal[
+    "svlm", "lvlm", "lvlm_blocking", "offload", "spotvlm", "spotvlm_no_focus", "spotvlm_no_replacement"
+]
+
+
+class EvalConfig(_Section):
+    modes: list[EvalMode] = Field(
+        default_factory=lambda: list(EVAL_MODES), description="Modes `spotvlm eval` compares"
+    )
+    tasks: list[Literal["vqa", "caption", "grounding"]] = Field(
+        default_factory=lambda: ["vqa", "caption", "grounding"], description="Tasks `spotvlm eval` scores"
+    )
+    deadline_s: float = Field(0.5, gt=0, le=3600, description="Per-frame latency deadline (misses, offload)")
+    max_frames: int = Field(0, ge=0, description="Frames evaluated from the bag's start; 0 = all")
+    caption_prompt: str = Field(
+        "Describe the scene in one sentence.", description="Prompt of the caption task"
+    )
+    offload_ewma_alpha: float = Field(
+        0.3, gt=0, le=1, description="Weight of the newest observed delay in offload's prediction"
+    )
+    offload_probe_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="Offload pings the cloud this often to re-measure its delay"
+    )
+
+
 class SpotVlmConfig(_Section):
     """Root of the configuration."""
 
@@ -136,6 +170,7 @@ class SpotVlmConfig(_Section):
     context: ContextConfig = Field(default_factory=ContextConfig)
     focus: FocusConfig = Field(default_factory=FocusConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
 
 ROS_PARAMS_KEY = "ros__parameters"
