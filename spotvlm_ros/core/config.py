@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .latency import validate_latency_profile
 
 Backend = Literal["tiny", "hf", "openai", "zero"]
 
@@ -118,6 +120,16 @@ class LatencyConfig(_Section):
         ],
         description="Delay models the evaluation sweeps",
     )
+
+    @field_validator("profile")
+    @classmethod
+    def _check_profile(cls, value: str) -> str:
+        return validate_latency_profile(value)
+
+    @field_validator("profiles")
+    @classmethod
+    def _check_profiles(cls, value: list[str]) -> list[str]:
+        return [validate_latency_profile(spec) for spec in value]
 
 
 EVAL_MODES = (
