@@ -304,7 +304,23 @@ _NUMBERS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers(0, 1023).map(lambda v: f"{v:04d}"),
 )
-_GRAMMARISH = st.lists(st.one_of(_TOKENS, _NUMBERS), max_size=60).map("".join)
+_COORD = st.one_of(
+    st.integers(-200, 5000).map(str),
+    st.floats(-0.5, 1.5).map(lambda v: f"{v:.3f}"),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+_BIN = st.integers(0, 1300)
+_LABEL = st.text("abc xyz;'\"", max_size=8)
+_BOX_FRAGMENT = st.one_of(
+    st.builds(
+        '{{"bbox_2d": [{}, {}, {}, {}], "label": "{}"}}'.format, _COORD, _COORD, _COORD, _COORD, _LABEL
+    ),
+    st.builds("<|box_start|>({},{}),({},{})<|box_end|>".format, _COORD, _COORD, _COORD, _COORD),
+    st.builds("{}<loc_{}><loc_{}><loc_{}><loc_{}>".format, _LABEL, _BIN, _BIN, _BIN, _BIN),
+    st.builds("<loc{:04d}><loc{:04d}><loc{:04d}><loc{:04d}> {} ;".format, _BIN, _BIN, _BIN, _BIN, _LABEL),
+    st.builds("[{}, {}, {}, {}]".format, _COORD, _COORD, _COORD, _COORD),
+)
+_GRAMMARISH = st.lists(st.one_of(_TOKENS, _NUMBERS, _BOX_FRAGMENT), max_size=40).map("".join)
 _SIZES = st.tuples(st.integers(1, 4000), st.integers(1, 4000))
 _FORMATS = st.sampled_from(COORD_FORMATS)
 
