@@ -87,6 +87,9 @@ class ContextConfig(_Section):
         True, description="Context Replacement; False = raw newest LVLM text (ablation)"
     )
     history_length: int = Field(4, ge=0, le=64, description="Past turns kept in the SVLM prompt")
+    svlm_turns: int = Field(
+        4, ge=0, le=64, description="Of those turns, the SVLM's own answers at most (LVLM keyframes first)"
+    )
     max_context_age_s: float = Field(10.0, gt=0, le=3600, description="Older context is ignored")
     max_context_tokens: int = Field(256, ge=8, le=32768, description="Token budget of the history")
     max_lvlm_chars: int = Field(
