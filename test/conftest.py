@@ -12,3 +12,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory(tmp_path_factory: pytest.TempPathFactory):
+    """``factory(family, seed=0) -> Path``: tiny random model directories, built once per test session."""
+    from spotvlm_ros.models.tiny import cached_tiny_model
+
+    cache_dir = tmp_path_factory.mktemp("tiny_models")
+
+    def factory(family: str, seed: int = 0) -> Path:
+        return cached_tiny_model(family, seed, cache_dir=cache_dir)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(request: pytest.FixtureRequest, tiny_model_factory) -> Path:
+    """The tiny model directory of the family given by indirect parametrization (default qwen2_5_vl)."""
+    return tiny_model_factory(getattr(request, "param", "qwen2_5_vl"))

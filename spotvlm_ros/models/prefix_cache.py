@@ -1,0 +1,77 @@
+"""Reuse of the KV cache of an unchanged prompt prefix across frames.
+
+The edge prompt of consecutive frames starts with the same system prompt and context history, and only
+the current turn (images + question) changes. :class:`PrefixKvCache` keeps the KV cache of the longest
+token prefix that precedes the first image of the last prompt; the next prompt that starts with the same
+tokens gets that cache (cropped to the shared length) and only its new tokens are computed. Image tokens
+are never part of a kept prefix: their placeholder ids are equal for different pictures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from transformers import DynamicCache
+
+
+def reusable_prefix_length(input_ids: Sequence[int], image_positions: Sequence[int]) -> int:
+    """Tokens of a prompt whose KV may be reused: everything before its first image, minus the last token.
+
+    The last prompt token is always computed anew, since its logits start the answer.
+    """
+    limit = len(input_ids) - 1
+    if image_positions:
+        limit = min(limit, min(image_positions))
+    return max(0, limit)
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class PrefixKvCache:
+    """The KV cache of one prompt prefix, cropped and handed to the next prompt that shares it.
+
+    Use :meth:`take` before a generate call (it returns the cache to pass as ``past_key_values``, or
+    ``None``, and how many prompt tokens it covers), then :meth:`keep` with the cache generate filled.
+    A failed call must be followed by :meth:`clear`. Not thread-safe: the backend serialises calls.
+    """
+
+    def __init__(self, min_tokens: int = 1) -> None:
+        self._ids: tuple[int, ...] = ()
+        self._cache: DynamicCache | None = None
+        self._min_tokens = max(1, min_tokens)
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens currently held."""
+        return len(self._ids)
+
+    def take(self, input_ids: Sequence[int], reusable: int) -> tuple[DynamicCache | None, int]:
+        """The cache for a prompt whose first ``reusable`` tokens may come from a cache, and its length."""
+        cache, self._cache = self._cache, None
+        shared = common_prefix_length(self._ids, input_ids[:reusable])
+        self._ids = ()
+        if cache is None or shared < self._min_tokens:
+            return None, 0
+        cache.crop(shared - cache.get_seq_length())
+        return cache, shared
+
+    def keep(self, cache: DynamicCache | None, input_ids: Sequence[int], reusable: int) -> None:
+        """Hold ``cache`` (filled by generate for ``input_ids``) cropped to the first ``reusable`` tokens."""
+        if cache is None or reusable < self._min_tokens or cache.get_seq_length() < reusable:
+            self.clear()
+            return
+        cache.crop(reusable - cache.get_seq_length())
+        self._cache = cache
+        self._ids = tuple(input_ids[:reusable])
+
+    def clear(self) -> None:
+        """Drop the held cache (after an error, a model change or on close)."""
+        self._cache = None
+        self._ids = ()
