@@ -50,6 +50,7 @@ setup(
             "fastapi",
             "uvicorn",
             "openai>=1.50",
+            "accelerate>=1.0",
         ],
     },
     zip_safe=True,
