@@ -90,7 +90,7 @@ def test_count_tokens_uses_the_real_tokenizer(backend) -> None:
     assert backend.count_tokens(text * 4) > backend.count_tokens(text)
 
 
-@pytest.mark.parametrize("size", [(640, 480), (1920, 1080), (100, 30), (5, 7), (448, 448)])
+@pytest.mark.parametrize("size", [(640, 480), (1920, 1080), (100, 30), (5, 7), (448, 448), (3000, 40)])
 def test_image_tokens_match_what_generate_puts_in_the_prompt(backend, size) -> None:
     width, height = size
     image = np.full((height, width, 3), 128, np.uint8)
@@ -149,7 +149,7 @@ def test_fit_image_bounds_the_longest_side_and_keeps_aspect() -> None:
     assert fit_image(big, 448).shape == (252, 448, 3)
     small = np.zeros((120, 160, 3), np.uint8)
     assert fit_image(small, 448).shape == small.shape
-    assert min(fit_image(np.zeros((5, 7, 3), np.uint8), 448).shape[:2]) >= 28
+    assert fit_image(np.zeros((40, 3000, 3), np.uint8), 448).shape == (6, 448, 3)
 
 
 def test_grounding_request_goes_to_the_last_user_turn_without_mutating() -> None:
@@ -195,3 +195,16 @@ def test_close_frees_the_model_and_later_calls_fail(tiny_model_factory) -> None:
     backend.close()  # idempotent
     with pytest.raises(BackendError, match="closed"):
         backend.generate(chat(1), frames(1))
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_vl"])
+def test_qwen_image_tokens_agree_with_core_visual_tokens(tiny_model_factory, family: str) -> None:
+    from spotvlm_ros.core.focus.tokens import visual_tokens
+
+    backend = HfLocalBackend(tiny_model_factory(family), image_max_side=448)
+    try:
+        for width, height in [(640, 480), (1920, 1080), (224, 224), (100, 60), (448, 100), (3000, 40)]:
+            expected = visual_tokens(width, height, max_side=448)
+            assert backend.image_tokens(width, height) == expected, (width, height)
+    finally:
+        backend.close()

@@ -27,7 +27,6 @@ from .prefix_cache import PrefixKvCache, reusable_prefix_length
 from .qwen_processor import load_processor
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-MIN_IMAGE_SIDE = 28  # smaller images are upscaled so that every vision tower sees at least one patch
 # How each family writes box coordinates (see grounding.COORD_FORMATS); others: "auto"
 COORD_FORMATS = {"qwen2_5_vl": "qwen25_abs", "qwen2_vl": "qwen2_1000"}
 
@@ -41,13 +40,11 @@ def fit_image(image: np.ndarray, max_side: int) -> np.ndarray:
     height, width = image.shape[:2]
     if height == 0 or width == 0:
         raise BackendError(f"empty image of shape {image.shape}")
-    scale = min(1.0, max_side / max(height, width))
-    scale = max(scale, MIN_IMAGE_SIDE / min(height, width))
-    if abs(scale - 1.0) < 1e-9:
+    if max(height, width) <= max_side:
         return np.ascontiguousarray(image)
+    scale = max_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=interpolation)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def count_image_parts(messages: Sequence[ChatMessage]) -> int:
