@@ -72,7 +72,10 @@ class KeyframeConfig(_Section):
     max_in_flight: int = Field(1, ge=1, le=64, description="LVLM requests in flight at most")
     min_interval_s: float = Field(0.0, ge=0, le=3600, description="Least time between two keyframes")
     scene_change_threshold: float = Field(
-        0.0, ge=0, le=1, description="Histogram distance that forces a keyframe; 0 = off"
+        0.0, ge=0, le=1, description="Scene distance that sends a keyframe before min_interval_s; 0 = off"
+    )
+    scene_change_metric: Literal["histogram", "difference"] = Field(
+        "histogram", description="Gray-histogram Bhattacharyya distance or mean absolute frame difference"
     )
     timeout_s: float = Field(15.0, gt=0, le=3600, description="Give up on an LVLM request after this long")
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of keyframes sent to the cloud")
@@ -109,6 +112,20 @@ class FocusConfig(_Section):
     full_size: int = Field(224, ge=16, le=4096, description="Longest side of the downscaled full frame (px)")
     min_confidence: float = Field(0.2, ge=0, le=1, description="Propagated regions below this are dropped")
     keyframe_buffer: int = Field(32, ge=1, le=1024, description="Recent frames kept to find keyframe images")
+    visual_token_budget: int = Field(
+        0, ge=0, le=1_000_000, description="Visual tokens of the SVLM view at most; 0 = no budget"
+    )
+    crop_margin: float = Field(0.15, ge=0, le=2, description="Context around a region in its crop, per side")
+    mask_brightness: float = Field(0.3, ge=0, le=1, description="mask: brightness kept outside the regions")
+    flow_max_side: int = Field(
+        320, ge=32, le=4096, description="Propagation tracks on a grayscale copy this long at most (px)"
+    )
+    growth_per_s: float = Field(
+        0.1, ge=0, le=10, description="Regions grow by this fraction per second of age (a quarter if tracked)"
+    )
+    confidence_half_life_s: float = Field(
+        5.0, gt=0, le=3600, description="Region confidence halves with every this many seconds of age"
+    )
 
 
 class LatencyConfig(_Section):
