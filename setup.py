@@ -38,7 +38,14 @@ setup(
         "setuptools",
     ],
     extras_require={
-        "ml": ["torch>=2.2", "transformers>=4.57", "tokenizers>=0.20", "safetensors>=0.4", "pillow>=10"],
+        "ml": [
+            "torch>=2.2",
+            "transformers>=5.10",
+            "tokenizers>=0.20",
+            "safetensors>=0.4",
+            "pillow>=10",
+            "jinja2>=3.1",
+        ],
         "viz": ["matplotlib>=3.7", "mcap>=1.1", "mcap-ros2-support>=0.5"],
         "test": [
             "pytest>=8",

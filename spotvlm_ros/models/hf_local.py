@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from jinja2 import TemplateError
 from transformers import AutoConfig, AutoModelForImageTextToText
 
 from .base import BackendError, ChatMessage, Generation
@@ -92,11 +93,11 @@ class HfLocalBackend:
             config = AutoConfig.from_pretrained(model_path)
             processor = load_processor(model_path, str(config.model_type))
             model_dtype: Any = "auto" if dtype == "auto" else DTYPES[dtype]
-            model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=model_dtype)
-        except (OSError, ValueError, KeyError, ImportError, TypeError) as err:
+            model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=model_dtype).to(target)
+        except (OSError, ValueError, KeyError, ImportError, TypeError, RuntimeError) as err:
             raise BackendError(f"cannot load a vision-language model from {model_path!r}: {err}") from err
         self._setup(
-            model.to(target),
+            model,
             processor,
             name=name or f"hf:{model_path}",
             max_new_tokens=max_new_tokens,
@@ -237,7 +238,7 @@ class HfLocalBackend:
                 list(messages), add_generation_prompt=True, tokenize=False
             )
             inputs = self.processor(text=[text], images=images or None, return_tensors="pt")
-        except (ValueError, TypeError, KeyError, IndexError) as err:
+        except (ValueError, TypeError, KeyError, IndexError, TemplateError) as err:
             raise BackendError(f"{self.name}: cannot build the model input: {err}") from err
         out = {}
         for key, value in inputs.items():
