@@ -208,3 +208,20 @@ def test_qwen_image_tokens_agree_with_core_visual_tokens(tiny_model_factory, fam
             assert backend.image_tokens(width, height) == expected, (width, height)
     finally:
         backend.close()
+
+
+def test_chat_template_problems_are_backend_errors(tiny_model_factory, tmp_path) -> None:
+    import shutil
+
+    path = tmp_path / "llava"
+    shutil.copytree(tiny_model_factory("llava"), path)
+    (path / "chat_template.jinja").write_text("{{ raise_exception('System role not supported') }}")
+    backend = HfLocalBackend(path)
+    try:
+        with pytest.raises(BackendError, match="cannot build the model input: System role not supported"):
+            backend.generate(chat(1), frames(1))
+    finally:
+        backend.close()
+    (path / "chat_template.jinja").unlink()
+    with pytest.raises(BackendError, match="no chat template"):
+        HfLocalBackend(path)
