@@ -189,15 +189,30 @@ def test_property_identity_on_a_still_scene(box, mode):
     np.testing.assert_allclose(corners(out[0].region), corners(region), atol=0.25)  # sub-pixel
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
+    box=st.builds(
+        lambda x, y, s: Box(x, y, x + s, y + s * 0.8),
+        st.floats(80, 440),
+        st.floats(80, 300),
+        st.floats(60, 110),
+    ),
     shift=st.tuples(st.floats(-30, 30), st.floats(-30, 30)),
     mode=st.sampled_from(["flow", "template"]),
 )
-def test_property_synthetic_translation_within_2_px(shift, mode):
-    region = REGIONS[0]
+def test_property_synthetic_translation_within_2_px(box, shift, mode):
+    region = Region(box, "x", 1.0)
     out = RegionPropagator(mode, growth_per_s=0.0).propagate(
         (region,), KEYFRAME, frame_at(*shift, 0.1), key="t"
     )
     expected = corners(region) + np.array([shift[0], shift[1], shift[0], shift[1]])
+    assert out[0].method == mode
     assert np.abs(corners(out[0].region) - expected).max() <= 2.0
+
+
+def test_static_mode_needs_no_keyframe_image():
+    out = RegionPropagator("static").propagate(
+        REGIONS, None, frame_at(0, 0, 0.1), keyframe_stamp_ns=0, key="s"
+    )
+    assert {p.method for p in out} == {"static"}
+    assert out[0].confidence == pytest.approx(0.9 * 0.5 ** (0.1 / 5.0))

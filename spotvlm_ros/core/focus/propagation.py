@@ -38,6 +38,7 @@ _TRACKED_GROWTH = 0.25  # tracked boxes grow at this fraction of the age growth 
 _MIN_POINTS = 3
 _MAX_RESIDUAL = 2.0  # small-image px: points moving further off the common motion are outliers
 _TEMPLATE_MIN_PEAK = 0.5
+_EXACT_PEAK = 0.998
 _NO_KEYFRAME_PENALTY = 0.5  # regions start from a frame other than their keyframe: motion unknown
 _SHARED_SHIFT_DECAY = 0.9  # per frame a box moves with the other boxes' median shift
 _STATIC_FALLBACK_DECAY = 0.8  # per frame a box that should track stays put
@@ -95,18 +96,25 @@ def _to_small(box: Box, scale: float) -> Box:
     return box.scale(scale, scale)
 
 
-def _features(gray: np.ndarray, box: Box, max_points: int) -> np.ndarray:
-    """Corner features in the inner 80% of ``box`` (small-image coordinates), shape (N, 1, 2)."""
-    inner = box.grow(0.8)
+def _corners(gray: np.ndarray, area: Box, max_points: int, quality: float) -> np.ndarray:
+    """Shi-Tomasi corners inside ``area`` (small-image coordinates), shape (N, 1, 2)."""
     height, width = gray.shape[:2]
-    x1, y1 = max(0, int(inner.x1)), max(0, int(inner.y1))
-    x2, y2 = min(width, int(np.ceil(inner.x2))), min(height, int(np.ceil(inner.y2)))
+    x1, y1 = max(0, int(area.x1)), max(0, int(area.y1))
+    x2, y2 = min(width, int(np.ceil(area.x2))), min(height, int(np.ceil(area.y2)))
     if x2 - x1 < 5 or y2 - y1 < 5:
         return np.empty((0, 1, 2), np.float32)
-    found = cv2.goodFeaturesToTrack(gray[y1:y2, x1:x2], max_points, 0.01, 3, blockSize=3)
+    found = cv2.goodFeaturesToTrack(gray[y1:y2, x1:x2], max_points, quality, 3, blockSize=3)
     if found is None:
         return np.empty((0, 1, 2), np.float32)
     return (found + np.array([x1, y1], np.float32)).astype(np.float32)
+
+
+def _features(gray: np.ndarray, box: Box, max_points: int) -> np.ndarray:
+    """Features to track a box by: corners of its inner 80%, else (a flat object) of its surroundings."""
+    points = _corners(gray, box.grow(0.8), max_points, 0.01)
+    if len(points) < _MIN_POINTS:
+        points = _corners(gray, box.grow(1.5), max_points, 0.001)
+    return points
 
 
 def _template(gray: np.ndarray, box: Box) -> tuple[np.ndarray, tuple[float, float]] | None:
@@ -244,7 +252,7 @@ class RegionPropagator:
         reference = keyframe if usable else frame
         state = _State(key, stamp, reference.stamp_ns)
         state.tracks = [_Track(region, region.box) for region in regions]
-        if not usable:
+        if not usable and self.mode != "static":  # motion since the keyframe unknown
             for track in state.tracks:
                 track.quality = track.penalty = _NO_KEYFRAME_PENALTY
                 track.method = "fallback"
@@ -333,7 +341,8 @@ class RegionPropagator:
             if peak < _TEMPLATE_MIN_PEAK:
                 self._failed(track, _STATIC_FALLBACK_DECAY)
                 continue
-            dx, dy = _refine_peak(res, px, py)
+            # a (near) perfect correlation is an exact integer alignment; refine only the others
+            dx, dy = (0.0, 0.0) if peak >= _EXACT_PEAK else _refine_peak(res, px, py)
             new_cx = (x0 + px + dx + tw / 2.0 + off_x) / scale
             new_cy = (y0 + py + dy + th / 2.0 + off_y) / scale
             track.core = Box.from_center(new_cx, new_cy, track.core.width, track.core.height)
