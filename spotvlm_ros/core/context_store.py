@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .types import (
     CONTEXT_DISABLED,
@@ -21,6 +22,9 @@ from .types import (
     LvlmResult,
     s_to_ns,
 )
+
+if TYPE_CHECKING:
+    from .config import ContextConfig
 
 __all__ = ["ContextLookup", "ContextStore"]
 
@@ -81,7 +85,7 @@ class ContextStore:
         return self._revision
 
     @classmethod
-    def from_config(cls, config: object) -> ContextStore:
+    def from_config(cls, config: ContextConfig) -> ContextStore:
         """Build from a :class:`~spotvlm_ros.core.config.ContextConfig`."""
         return cls(
             history_length=config.history_length,

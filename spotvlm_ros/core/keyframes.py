@@ -13,11 +13,15 @@ slots; the caller cancels them.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .types import s_to_ns
+
+if TYPE_CHECKING:
+    from .config import KeyframeConfig
 
 __all__ = ["SCENE_METRICS", "KeyframePolicy", "scene_distance", "scene_signature"]
 
@@ -54,11 +58,11 @@ class KeyframePolicy:
     to learn which requests to cancel.
     """
 
-    def __init__(self, config: object):
+    def __init__(self, config: KeyframeConfig):
         self.max_in_flight = int(config.max_in_flight)
         self.min_interval_ns = s_to_ns(config.min_interval_s)
         self.threshold = float(config.scene_change_threshold)
-        self.metric = getattr(config, "scene_change_metric", "histogram")
+        self.metric = config.scene_change_metric
         if self.metric not in SCENE_METRICS:
             raise ValueError(f"scene_change_metric must be one of {SCENE_METRICS}, got {self.metric!r}")
         self.timeout_ns = s_to_ns(config.timeout_s)

@@ -22,11 +22,15 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .compression import Compressor, Doc
 from .context_store import ContextLookup, ContextStore
 from .sanitize import quote_data, sanitize_text
 from .types import NS_PER_S, LvlmResult
+
+if TYPE_CHECKING:
+    from .config import ContextConfig
 
 __all__ = ["DATA_NOTE", "ContextReplacement", "HistoryTurn", "PromptPlan", "age_tag"]
 
@@ -97,7 +101,7 @@ class ContextReplacement:
 
     def __init__(
         self,
-        config: object,
+        config: ContextConfig,
         system_prompt: str,
         count_tokens: Callable[[str], int] | None = None,
     ) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from ..types import Box, Frame, LvlmResult, Region
 from .propagation import PropagatedRegion, RegionPropagator
 from .tokens import VisualTokenSpec, model_input_size, visual_tokens
 from .views import CropPlan, crop_image, crop_rect, dim_outside, draw_marks, plan_crops, plan_single, resize
+
+if TYPE_CHECKING:
+    from ..config import FocusConfig
 
 __all__ = ["FocusView", "ViewCost", "VisualFocus", "cheapest_view"]
 
@@ -78,7 +82,7 @@ class VisualFocus:
 
     def __init__(
         self,
-        config: object,
+        config: FocusConfig,
         patch_size: int = 14,
         merge_size: int = 2,
         *,
