@@ -225,3 +225,28 @@ def test_chat_template_problems_are_backend_errors(tiny_model_factory, tmp_path)
     (path / "chat_template.jinja").unlink()
     with pytest.raises(BackendError, match="no chat template"):
         HfLocalBackend(path)
+
+
+def test_token_counting_from_another_thread_during_generate(tiny_model_factory) -> None:
+    import threading
+
+    backend = HfLocalBackend(tiny_model_factory("qwen2_5_vl"), max_new_tokens=4)
+    errors: list[BaseException] = []
+
+    def answer() -> None:
+        try:
+            for seed in range(3):
+                backend.generate(chat(1), frames(1, seed))
+        except BackendError as err:  # reported to the main thread
+            errors.append(err)
+
+    try:
+        worker = threading.Thread(target=answer)
+        worker.start()
+        counts = {backend.count_tokens("The traffic light is red.") for _ in range(200)}
+        sizes = {backend.image_tokens(320 + i, 240) for i in range(5)}
+        worker.join(timeout=60)
+        assert not worker.is_alive() and not errors
+        assert len(counts) == 1 and all(size > 0 for size in sizes)
+    finally:
+        backend.close()

@@ -151,7 +151,8 @@ class HfLocalBackend:
         self.image_token_id = _image_token_id(processor)
         self.coord_format = COORD_FORMATS.get(self.model_type, "auto")
         self._generation_config = _greedy_config(model.generation_config)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one generate at a time (the prefix cache is stateful)
+        self._text_lock = threading.Lock()  # fast tokenizers must not be used from two threads at once
         self._prefix = PrefixKvCache() if prefix_cache else None
         self._image_token_cache: dict[tuple[int, int], int] = {}
 
@@ -183,7 +184,8 @@ class HfLocalBackend:
             inputs = self._encode(messages, fitted)
             ids = inputs["input_ids"][0].tolist()
             new_ids, cached = self._generate(inputs, ids, max_new_tokens or self.max_new_tokens)
-            text = self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+            with self._text_lock:
+                text = self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
             seconds = time.perf_counter() - start
         regions, region_error = (), ""
         if want_regions:
@@ -209,14 +211,18 @@ class HfLocalBackend:
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` costs in this model's prompt."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._text_lock:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def image_tokens(self, width: int, height: int) -> int:
         """Visual tokens of an image of this size after the image_max_side fit and the model's resize."""
         key = (int(width), int(height))
         if key not in self._image_token_cache:
             blank = fit_image(np.zeros((key[1], key[0], 3), np.uint8), self.image_max_side)
-            encoded = self.processor(text=[self.processor.image_token], images=[blank], return_tensors="pt")
+            with self._text_lock:
+                encoded = self.processor(
+                    text=[self.processor.image_token], images=[blank], return_tensors="pt"
+                )
             self._image_token_cache[key] = int((encoded["input_ids"][0] == self.image_token_id).sum())
         return self._image_token_cache[key]
 
@@ -234,10 +240,11 @@ class HfLocalBackend:
 
     def _encode(self, messages: Sequence[ChatMessage], images: list[np.ndarray]) -> dict[str, torch.Tensor]:
         try:
-            text = self.processor.apply_chat_template(
-                list(messages), add_generation_prompt=True, tokenize=False
-            )
-            inputs = self.processor(text=[text], images=images or None, return_tensors="pt")
+            with self._text_lock:
+                text = self.processor.apply_chat_template(
+                    list(messages), add_generation_prompt=True, tokenize=False
+                )
+                inputs = self.processor(text=[text], images=images or None, return_tensors="pt")
         except (ValueError, TypeError, KeyError, IndexError, TemplateError) as err:
             raise BackendError(f"{self.name}: cannot build the model input: {err}") from err
         out = {}
