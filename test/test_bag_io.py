@@ -116,6 +116,17 @@ def test_topic_selection_and_clear_errors(tmp_path):
         open_camera_bag(tmp_path / "notabag")
 
 
+def test_bad_ground_truth_is_a_clear_error(tmp_path):
+    write_camera_bag(tmp_path / "bag", ((f, None) for f, _ in _frames(2)))
+    with open_camera_bag(tmp_path / "bag") as bag:
+        assert bag.annotations is None and bag.summary()["annotations"] == ""
+    (tmp_path / "bag" / "annotations.jsonl").write_text('{"stamp_ns": 1}\n{"stamp_ns": -5}\n')
+    with open_camera_bag(tmp_path / "bag") as bag:
+        with pytest.raises(BagError, match="annotations.jsonl:2"):
+            _ = bag.annotations
+        assert len(list(bag)) == 2  # frames stay readable
+
+
 def _raw_msg(i: int, **override) -> bytes:
     msg = rgb_to_image_msg(_image(i), T0 + i * PERIOD, "cam")
     msg.update(override)

@@ -1,11 +1,12 @@
 """Read camera frames from a rosbag2 bag (sqlite3 or MCAP), skipping and counting what is broken.
 
 ``open_camera_bag(path, topic)`` picks the image topic (``sensor_msgs/Image`` or
-``CompressedImage``; the only one, or the one named), loads the ground-truth sidecar
-``annotations.jsonl`` when present, and iterates :class:`BagFrame` items in bag order. A frame that
-cannot be decoded (corrupt data, unknown encoding, zero-size or huge image, undeserializable
-message) comes out with ``frame=None`` and an ``error`` reason, counted in :class:`ReadStats`; an
-unreadable part of the bag is counted and skipped; the iteration never stops early on bad data.
+``CompressedImage``; the only one, or the one named), reads the ground-truth sidecar
+``annotations.jsonl`` when present (on first use), and iterates :class:`BagFrame` items in bag
+order. A frame that cannot be decoded (corrupt data, unknown encoding, zero-size or huge image,
+undeserializable message) comes out with ``frame=None`` and an ``error`` reason, counted in
+:class:`ReadStats`; an unreadable part of the bag is counted and skipped; the iteration never stops
+early on bad data.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +99,25 @@ class CameraBag:
             self.msgtype = self.image_topics[self.topic]
             self._connections = [c for c in self._reader.connections if c.topic == self.topic]
             self.message_count = sum(c.msgcount for c in self._connections)
-            self.annotations = _load_sidecar(self.path)
         except BaseException:
             self._reader.close()
             raise
         self._warned: Counter[str] = Counter()
+
+    @property
+    def sidecar(self) -> Path:
+        """Where the ground truth of this bag is (or would be)."""
+        return (self.path if self.path.is_dir() else self.path.parent) / ANNOTATIONS_FILE
+
+    @cached_property
+    def annotations(self) -> AnnotationIndex | None:
+        """Ground truth from :attr:`sidecar`, read on first use; None without one (BagError if bad)."""
+        if not self.sidecar.is_file():
+            return None
+        try:
+            return load_annotations(self.sidecar)
+        except AnnotationError as err:
+            raise BagError(f"bad ground truth: {err}") from None
 
     @property
     def start_ns(self) -> int:
@@ -153,7 +169,7 @@ class CameraBag:
             "topic": self.topic,
             "msgtype": self.msgtype,
             "message_count": self.message_count,
-            "annotated_frames": len(self.annotations) if self.annotations is not None else 0,
+            "annotations": str(self.sidecar) if self.sidecar.is_file() else "",
             **self.stats.as_dict(),
         }
 
@@ -163,7 +179,7 @@ class CameraBag:
             msg = self._typestore.deserialize_cdr(raw, self.msgtype)
             stamp_ns = int(msg.header.stamp.sec) * NS_PER_S + int(msg.header.stamp.nanosec)
             frame_id = str(msg.header.frame_id) or DEFAULT_FRAME_ID
-        except Exception as err:  # noqa: BLE001 - any garbage in a message must only skip that message
+        except Exception as err:  # any garbage in a message only skips that message
             return self._skip(index, log_ns, log_ns, raw, "deserialize_error", f"{type(err).__name__}: {err}")
         if stamp_ns <= 0:
             self.stats.missing_stamp += 1
@@ -203,7 +219,7 @@ class CameraBag:
                 last = log_ns
                 yield log_ns, raw
             return
-        except Exception:  # noqa: BLE001, S110 - rosbags, sqlite3 and struct errors alike; located below
+        except Exception:  # rosbags, sqlite3, struct errors alike: located below
             pass
         for window_start, window_stop in self._windows(last + 1, stop):
             try:
@@ -211,7 +227,7 @@ class CameraBag:
                     self._connections, start=window_start, stop=window_stop
                 ):
                     yield log_ns, raw
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:  # counted, then the next window
                 self.stats.unreadable_chunks += 1
                 where = f"[{window_start}, {window_stop})"
                 self._warn(
@@ -245,7 +261,7 @@ def _open_reader(path: Path) -> Reader:
     try:
         reader = Reader(path)
         reader.open()
-    except Exception as err:  # noqa: BLE001 - rosbags raises several types for unusable bags
+    except Exception as err:  # rosbags raises several types for unusable bags
         raise BagError(f"cannot open bag {path}: {err}") from None
     return reader
 
@@ -265,16 +281,6 @@ def _choose_topic(image_topics: dict[str, str], topic: str, path: Path) -> str:
     if not image_topics:
         raise BagError(f"{path}: no sensor_msgs/Image or CompressedImage topic in the bag")
     raise BagError(f"{path}: several image topics, choose one with camera.topic: {listed}")
-
-
-def _load_sidecar(path: Path) -> AnnotationIndex | None:
-    sidecar = (path if path.is_dir() else path.parent) / ANNOTATIONS_FILE
-    if not sidecar.is_file():
-        return None
-    try:
-        return load_annotations(sidecar)
-    except AnnotationError as err:
-        raise BagError(f"bad ground truth: {err}") from None
 
 
 def open_camera_bag(path: str | Path, topic: str = "", max_pixels: int = MAX_PIXELS) -> CameraBag:
