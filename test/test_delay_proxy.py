@@ -11,6 +11,8 @@ import pytest
 
 from spotvlm_ros.testing.delay_proxy import DelayProxy
 
+FAST_S = 0.25  # an undelayed loopback round trip, with slack for a loaded CI machine
+
 
 class _EchoHandler(socketserver.BaseRequestHandler):
     """Echo each chunk; a chunk starting with b"BIG" gets 100 kB back instead."""
@@ -67,10 +69,20 @@ def _recv_all(sock: socket.socket) -> tuple[bytes, str]:
     return b"".join(chunks), "eof"
 
 
+def _exchange(proxy: DelayProxy, payload: bytes) -> tuple[bytes, str]:
+    """Connect, send, read until closed; a reset may arrive during the connect or the send already."""
+    try:
+        with _connect(proxy) as sock:
+            sock.sendall(payload)
+            return _recv_all(sock)
+    except (ConnectionResetError, BrokenPipeError):
+        return b"", "reset"
+
+
 def test_forwards_without_delay(proxy):
     data, elapsed = _round_trip(proxy)
     assert data == b"ping"
-    assert elapsed < 0.2
+    assert elapsed < FAST_S
     stats = proxy.stats()
     assert stats.connections == 1 and stats.bytes_upstream == 4 and stats.bytes_downstream == 4
 
@@ -78,12 +90,12 @@ def test_forwards_without_delay(proxy):
 def test_each_direction_delay_and_change_at_runtime(proxy):
     proxy.set_delay(downstream_s=0.3)
     data, elapsed = _round_trip(proxy)
-    assert data == b"ping" and 0.3 <= elapsed < 0.8
+    assert data == b"ping" and 0.3 <= elapsed < 0.3 + FAST_S
     proxy.set_delay(upstream_s=0.25, downstream_s=0.0)
     data, elapsed = _round_trip(proxy)
-    assert data == b"ping" and 0.25 <= elapsed < 0.75
+    assert data == b"ping" and 0.25 <= elapsed < 0.25 + FAST_S
     proxy.set_delay(upstream_s=0.0)
-    assert _round_trip(proxy)[1] < 0.2
+    assert _round_trip(proxy)[1] < FAST_S
 
 
 def test_delay_changes_inside_one_open_connection(proxy):
@@ -97,7 +109,7 @@ def test_delay_changes_inside_one_open_connection(proxy):
         start = time.monotonic()
         sock.sendall(b"b")
         assert sock.recv(10) == b"b"
-        assert time.monotonic() - start < 0.2
+        assert time.monotonic() - start < FAST_S
 
 
 def test_large_payload_keeps_order(proxy):
@@ -113,9 +125,7 @@ def test_large_payload_keeps_order(proxy):
 
 def test_reset_fault_resets_new_connections(proxy):
     proxy.set_fault("reset")
-    with _connect(proxy) as sock:
-        sock.sendall(b"ping")
-        data, how = _recv_all(sock)
+    data, how = _exchange(proxy, b"ping")
     assert data == b"" and how == "reset"
     proxy.set_fault("none")
     assert _round_trip(proxy)[0] == b"ping"
@@ -155,9 +165,8 @@ def test_unreachable_target_resets_client():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
-    with DelayProxy("127.0.0.1", dead_port) as proxy, _connect(proxy) as sock:
-        sock.sendall(b"ping")
-        data, _ = _recv_all(sock)
+    with DelayProxy("127.0.0.1", dead_port) as proxy:
+        data, _ = _exchange(proxy, b"ping")
     assert data == b""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -263,64 +264,60 @@ def _assert_inside(parse, size):
         assert isinstance(region.label, str)
 
 
-_TOKENS = st.sampled_from(
-    [
-        "[",
-        "]",
-        "{",
-        "}",
-        ",",
-        ":",
-        '"',
-        "'",
-        "(",
-        ")",
-        "```json\n",
-        "```",
-        '"bbox_2d"',
-        '"label"',
-        '"score"',
-        "<loc_",
-        "<loc",
-        ">",
-        "<|box_start|>",
-        "<|box_end|>",
-        "<|object_ref_start|>",
-        "<|object_ref_end|>",
-        " ; ",
-        "car",
-        "\n",
-        "-",
-        ".",
-        "e",
-        "1e999",
-        "nan",
-        "NaN",
-        "Infinity",
-    ]
-)
-_NUMBERS = st.one_of(
-    st.integers(-5000, 5000).map(str),
-    st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.integers(0, 1023).map(lambda v: f"{v:04d}"),
-)
-_COORD = st.one_of(
-    st.integers(-200, 5000).map(str),
-    st.floats(-0.5, 1.5).map(lambda v: f"{v:.3f}"),
-    st.floats(allow_nan=True, allow_infinity=True).map(repr),
-)
-_BIN = st.integers(0, 1300)
-_LABEL = st.text("abc xyz;'\"", max_size=8)
-_BOX_FRAGMENT = st.one_of(
-    st.builds(
-        '{{"bbox_2d": [{}, {}, {}, {}], "label": "{}"}}'.format, _COORD, _COORD, _COORD, _COORD, _LABEL
-    ),
-    st.builds("<|box_start|>({},{}),({},{})<|box_end|>".format, _COORD, _COORD, _COORD, _COORD),
-    st.builds("{}<loc_{}><loc_{}><loc_{}><loc_{}>".format, _LABEL, _BIN, _BIN, _BIN, _BIN),
-    st.builds("<loc{:04d}><loc{:04d}><loc{:04d}><loc{:04d}> {} ;".format, _BIN, _BIN, _BIN, _BIN, _LABEL),
-    st.builds("[{}, {}, {}, {}]".format, _COORD, _COORD, _COORD, _COORD),
-)
-_GRAMMARISH = st.lists(st.one_of(_TOKENS, _NUMBERS, _BOX_FRAGMENT), max_size=40).map("".join)
+_JUNK = [
+    *"[]{},:\"'()\n-.e;",
+    "```json\n",
+    "```",
+    '"bbox_2d"',
+    '"label"',
+    '"score"',
+    "<loc_",
+    "<loc",
+    ">",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    " ; ",
+    "car",
+    "1e999",
+    "nan",
+    "NaN",
+    "Infinity",
+]
+
+
+def _fragment_pool(seed: int = 0, per_syntax: int = 120) -> list[str]:
+    """Box fragments of every syntax with wild numbers (drawn once: cheaper than composite strategies)."""
+    rng = random.Random(seed)
+
+    def num() -> str:
+        roll = rng.random()
+        if roll < 0.4:
+            return str(rng.randint(-200, 5000))
+        if roll < 0.7:
+            return f"{rng.uniform(-0.5, 1.5):.3f}"
+        return rng.choice(["nan", "inf", "-inf", "1e999", "1e-400", "-0", "0", "12.", ".5", "3e2"])
+
+    def label() -> str:
+        return rng.choice(["car", "a b", "x;y", "'q'", '"z"', "", "<|im_end|>"])
+
+    def bins(high: int) -> list[int]:
+        return [rng.randint(0, high) for _ in range(4)]
+
+    pool = [str(v) for v in range(-20, 1100, 7)]
+    for _ in range(per_syntax):
+        pool += [
+            f'{{"bbox_2d": [{num()}, {num()}, {num()}, {num()}], "label": "{label()}"}}',
+            f"<|box_start|>({num()},{num()}),({num()},{num()})<|box_end|>",
+            "{}<loc_{}><loc_{}><loc_{}><loc_{}>".format(label(), *bins(1300)),
+            "<loc{:04d}><loc{:04d}><loc{:04d}><loc{:04d}> {} ;".format(*bins(1300), label()),
+            f"[{num()}, {num()}, {num()}, {num()}]",
+        ]
+    return pool
+
+
+_GRAMMARISH = st.lists(st.sampled_from(_JUNK + _fragment_pool()), max_size=40).map("".join)
 _SIZES = st.tuples(st.integers(1, 4000), st.integers(1, 4000))
 _FORMATS = st.sampled_from(COORD_FORMATS)
 

@@ -25,12 +25,11 @@ from spotvlm_ros.models.openai_http import (
     OpenAiHttpBackend,
     RequestCancelledError,
     RequestTimeoutError,
-    estimate_visual_tokens,
 )
 from spotvlm_ros.testing.auth_gateway import AuthGateway
 from spotvlm_ros.testing.delay_proxy import DelayProxy
 from spotvlm_ros.testing.fault_server import FaultyOpenAiServer, Reply
-from spotvlm_ros.testing.serve import TransformersServe
+from spotvlm_ros.testing.serve import ServeError, TransformersServe
 
 SECRET = "sk-test-7f3a9c0d2b4e6f81"
 KEY_ENV = "SPOTVLM_TEST_API_KEY"
@@ -381,6 +380,7 @@ def test_tls_verified_by_default(tls_context, make_backend):
         (chat(), [np.zeros((4, 4), np.uint8)], "RGB uint8"),
         ([{"role": "tool", "content": "x"}], [], "unsupported chat role"),
         ([{"role": "user", "content": [{"type": "video"}]}], [], "unsupported content part"),
+        (["hello"], [], "must be dicts"),
     ],
 )
 def test_bad_calls_rejected_before_sending(fault_server, make_backend, messages, images, match):
@@ -390,21 +390,25 @@ def test_bad_calls_rejected_before_sending(fault_server, make_backend, messages,
     assert fault_server.requests == []
 
 
+def test_serve_refuses_a_directory_without_model(tmp_path):
+    with pytest.raises(ServeError, match="not a model directory"):
+        TransformersServe(tmp_path)
+
+
 def test_bad_base_url_rejected():
     with pytest.raises(BackendError, match="base_url"):
         OpenAiHttpBackend(ModelConfig(backend="openai", base_url=""))
 
 
 def test_token_estimates():
-    assert estimate_visual_tokens(448, 448) == 256
-    assert estimate_visual_tokens(28, 28) == 4  # lifted to min_pixels (56 x 56)
-    assert estimate_visual_tokens(20000, 20000) <= 1280  # capped at max_pixels
-    assert estimate_visual_tokens(0, 10) == 0
     backend = OpenAiHttpBackend(
         ModelConfig(backend="openai", base_url="http://127.0.0.1:9/v1", image_max_side=448)
     )
     try:
-        assert backend.image_tokens(896, 896) == 256  # after the backend's own downscale
+        assert backend.image_tokens(448, 448) == 256  # Qwen rule: 28 px blocks
+        assert backend.image_tokens(896, 896) == 256  # after the backend's own downscale to 448
+        assert backend.image_tokens(28, 28) == 4  # lifted to min_pixels (56 x 56)
+        assert backend.image_tokens(0, 10) == 0 and backend.image_tokens(1, 1000) == 0
         assert backend.count_tokens("") == 0 and backend.count_tokens("abcde") == 2
     finally:
         backend.close()

@@ -38,6 +38,7 @@ import httpx
 import numpy as np
 
 from ..core.config import ModelConfig
+from ..core.focus import visual_tokens
 from .base import BackendError, ChatMessage, Generation
 from .grounding import grounding_instruction, parse_regions
 
@@ -46,8 +47,6 @@ RETRY_STATUS = frozenset({429, 502, 503, 504})
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 5.0
 CHARS_PER_TOKEN = 4  # token estimate for prompt budgets: a remote tokenizer is not available
-QWEN_PATCH, QWEN_MERGE = 14, 2  # visual token estimate (Qwen2/2.5-VL smart_resize rule)
-QWEN_MIN_PIXELS, QWEN_MAX_PIXELS = 56 * 56, 28 * 28 * 1280
 _ERROR_DETAIL_CHARS = 300
 _REDACTED = "***"
 
@@ -89,29 +88,6 @@ def encode_image(image: np.ndarray, max_side: int, quality: int = JPEG_QUALITY) 
     return EncodedImage(
         "data:image/jpeg;base64," + base64.b64encode(buffer.tobytes()).decode("ascii"), width, height
     )
-
-
-def estimate_visual_tokens(width: int, height: int) -> int:
-    """Visual tokens of a ``width`` x ``height`` image under the Qwen2/2.5-VL rule.
-
-    The image is resized so both sides are multiples of ``patch * merge`` (28 px) with its pixel count
-    clamped to [min_pixels, max_pixels] (``smart_resize``); each 28x28 block is one token. Other model
-    families differ; the server's ``usage.prompt_tokens`` is exact when it reports one.
-    """
-    if width <= 0 or height <= 0:
-        return 0
-    factor = QWEN_PATCH * QWEN_MERGE
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > QWEN_MAX_PIXELS:
-        beta = math.sqrt(height * width / QWEN_MAX_PIXELS)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < QWEN_MIN_PIXELS:
-        beta = math.sqrt(QWEN_MIN_PIXELS / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return (h_bar // factor) * (w_bar // factor)
 
 
 class OpenAiHttpBackend:
@@ -202,11 +178,16 @@ class OpenAiHttpBackend:
         return math.ceil(len(text) / CHARS_PER_TOKEN)
 
     def image_tokens(self, width: int, height: int) -> int:
-        """Estimated visual tokens of an image after this backend's downscale (see estimate_visual_tokens)."""
-        if width <= 0 or height <= 0:
+        """Estimated visual tokens of an image after this backend's downscale.
+
+        The remote model is unknown, so this is the Qwen2/2.5-VL rule (:func:`~..core.focus.visual_tokens`),
+        0 for sizes it cannot take (not positive, aspect ratio over 200). ``usage.prompt_tokens`` from the
+        server is exact where reported.
+        """
+        try:
+            return visual_tokens(width, height, max_side=self._config.image_max_side)
+        except ValueError:
             return 0
-        scale = min(1.0, self._config.image_max_side / max(width, height))
-        return estimate_visual_tokens(max(1, round(width * scale)), max(1, round(height * scale)))
 
     def cancel(self, request_id: str = "") -> int:
         """Cancel the in-flight request ``request_id`` (all when empty); returns how many were cancelled."""
@@ -379,6 +360,8 @@ def _openai_messages(
     used = 0
     out = []
     for message in messages:
+        if not isinstance(message, dict):
+            raise BackendError(f"chat messages must be dicts, got {type(message).__name__}")
         role = message.get("role")
         if role not in ("system", "user", "assistant"):
             raise BackendError(f"unsupported chat role {role!r}")
@@ -386,7 +369,7 @@ def _openai_messages(
         parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
         converted: list[dict[str, Any]] = []
         for part in parts:
-            kind = part.get("type")
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
             if kind == "text":
                 converted.append({"type": "text", "text": str(part.get("text", ""))})
             elif kind == "image":

@@ -278,11 +278,11 @@ class DelayProxy:
                         if side is not None:
                             _reset(side)
                     return
+                with self._lock:
+                    self._counts[direction] += len(chunk)
                 writer.write(chunk)
                 await writer.drain()
                 sent += len(chunk)
-                with self._lock:
-                    self._counts[direction] += len(chunk)
             if writer.can_write_eof():
                 writer.write_eof()
         except OSError:
