@@ -129,7 +129,7 @@ def test_timeout_through_delay_proxy_then_recovery(served, make_backend):
         start = time.monotonic()
         with pytest.raises(RequestTimeoutError, match="timeout_s=0.6"):
             backend.generate(chat(), [frame()])
-        assert 0.6 <= time.monotonic() - start < 1.5
+        assert 0.6 <= time.monotonic() - start < 2.0
         proxy.set_delay(downstream_s=0.0)
         assert isinstance(backend.generate(chat(), [frame()]).text, str)
 
@@ -141,7 +141,7 @@ def test_stalled_link_times_out(served, make_backend):
         start = time.monotonic()
         with pytest.raises(RequestTimeoutError):
             backend.generate(chat(), [frame()])
-        assert time.monotonic() - start < 1.5
+        assert time.monotonic() - start < 2.0
 
 
 def test_server_killed_mid_request_fails_fast(llava_dir, make_backend):
@@ -327,7 +327,7 @@ def test_cancel_drops_the_in_flight_request(fault_server, make_backend):
     assert backend.cancel("stale") == 1
     thread.join(timeout=2)
     assert isinstance(outcome.get("error"), RequestCancelledError)
-    assert outcome["end"] - cancelled_at < 0.5
+    assert outcome["end"] - cancelled_at < 1.0  # the server would answer after 3 s
 
 
 def test_close_cancels_and_refuses_new_requests(fault_server, make_backend):
