@@ -1,0 +1,156 @@
+"""Seeded clips and data sets of the synthetic driving world, frame by frame with ground truth."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+
+from ..core.annotations import FrameAnnotation
+from ..core.types import NS_PER_S, Frame
+from .camera import Camera
+from .props import LightMount
+from .render import FrameLayout, Painter, layout_frame
+from .scene import MAX_CARS, ClipSpec, Scene
+from .truth import annotate
+
+DEFAULT_START_NS = 1_700_000_000_000_000_000
+MAX_STEP_S = 0.05  # dynamics step; a frame period is split into steps no longer than this
+MIN_SIZE = (32, 24)
+MAX_SIDE = 4096
+FRAME_ID = "camera"
+
+
+def _check(seed: int, num_frames: int, fps: float, width: int, height: int, start_ns: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer) or num_frames < 0:
+        raise ValueError(f"num_frames must be a non-negative integer, got {num_frames!r}")
+    if not (isinstance(fps, int | float) and math.isfinite(fps) and 0 < fps <= 1000):
+        raise ValueError(f"fps must be in (0, 1000], got {fps!r}")
+    if not (MIN_SIZE[0] <= width <= MAX_SIDE and MIN_SIZE[1] <= height <= MAX_SIDE):
+        raise ValueError(f"image size must be within {MIN_SIZE} .. {MAX_SIDE}, got {width}x{height}")
+    if start_ns < 0:
+        raise ValueError(f"start_ns must be >= 0, got {start_ns}")
+
+
+def clip_spec(seed: int) -> ClipSpec:
+    """The clip contents a seed picks on its own: traffic 0-3 cars, pedestrians in half the clips."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
+    return ClipSpec(traffic=int(rng.integers(MAX_CARS + 1)), pedestrians=bool(rng.random() < 0.5))
+
+
+def simulate_clip(
+    seed: int, num_frames: int, fps: float, width: int, height: int, spec: ClipSpec | None
+) -> Iterator[tuple[int, Scene, FrameLayout]]:
+    """The world state behind ``generate_clip``: frame index, scene and its projection, frame by frame.
+
+    The scene object is advanced in place after each yield; read it before resuming the iterator.
+    """
+    camera = Camera.for_image(width, height)
+    scene_seq, mount_seq = np.random.SeedSequence([int(seed), 2]).spawn(2)
+    scene = Scene.create(spec or clip_spec(seed), camera, scene_seq)
+    mount = LightMount.draw(np.random.default_rng(mount_seq))
+    steps = max(1, math.ceil((1.0 / fps) / MAX_STEP_S))
+    for index in range(num_frames):
+        yield index, scene, layout_frame(scene, mount, camera)
+        for _ in range(steps):
+            scene.step(1.0 / fps / steps)
+
+
+def _stamp(start_ns: int, index: int, fps: float) -> int:
+    return start_ns + round(index * NS_PER_S / fps)
+
+
+def generate_clip(
+    seed: int,
+    num_frames: int,
+    fps: float = 10.0,
+    width: int = 640,
+    height: int = 480,
+    start_ns: int = DEFAULT_START_NS,
+    *,
+    spec: ClipSpec | None = None,
+) -> Iterator[tuple[Frame, FrameAnnotation]]:
+    """Frames (RGB ``height`` x ``width``) of one seeded clip and their ground truth.
+
+    ``spec`` fixes the traffic level and whether pedestrians cross; by default the seed picks them
+    (``clip_spec``). The same arguments give bit-identical frames and annotations.
+    """
+    _check(seed, num_frames, fps, width, height, start_ns)
+    painter: Painter | None = None
+    for index, scene, layout in simulate_clip(seed, num_frames, fps, width, height, spec):
+        if painter is None:
+            look_seq = np.random.SeedSequence([int(seed), 5])
+            painter = Painter(Camera.for_image(width, height), look_seq, scene.light_z)
+        stamp = _stamp(start_ns, index, fps)
+        annotation = annotate(stamp, scene.light_state, layout, width, height)
+        yield Frame(stamp, painter.paint(scene, layout, index), FRAME_ID, index), annotation
+
+
+def generate_annotations(
+    seed: int,
+    num_frames: int,
+    fps: float = 10.0,
+    width: int = 640,
+    height: int = 480,
+    start_ns: int = DEFAULT_START_NS,
+    *,
+    spec: ClipSpec | None = None,
+) -> Iterator[FrameAnnotation]:
+    """The ground truth ``generate_clip`` gives for the same arguments, without painting pixels (fast)."""
+    _check(seed, num_frames, fps, width, height, start_ns)
+    for index, scene, layout in simulate_clip(seed, num_frames, fps, width, height, spec):
+        yield annotate(_stamp(start_ns, index, fps), scene.light_state, layout, width, height)
+
+
+def dataset_clips(seed: int, num_clips: int) -> list[tuple[int, ClipSpec]]:
+    """Clip seeds and contents of a data set: every (traffic, pedestrians) pair equally often.
+
+    Clip seeds derive from ``seed`` and the clip index; contents are dealt in shuffled blocks of the
+    eight (traffic level, pedestrians) combinations, so any data set is balanced up to one block.
+    """
+    if isinstance(num_clips, bool) or not isinstance(num_clips, int | np.integer) or num_clips < 0:
+        raise ValueError(f"num_clips must be a non-negative integer, got {num_clips!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 3]))
+    combos = [
+        ClipSpec(traffic, pedestrians) for traffic in range(MAX_CARS + 1) for pedestrians in (False, True)
+    ]
+    specs: list[ClipSpec] = []
+    while len(specs) < num_clips:
+        specs += [combos[i] for i in rng.permutation(len(combos))]
+    seeds = [int(np.random.SeedSequence([int(seed), 4, i]).generate_state(1)[0]) for i in range(num_clips)]
+    return list(zip(seeds, specs[:num_clips], strict=True))
+
+
+def generate_dataset(
+    seed: int,
+    num_clips: int,
+    frames_per_clip: int,
+    fps: float = 10.0,
+    width: int = 640,
+    height: int = 480,
+    start_ns: int = DEFAULT_START_NS,
+    gap_s: float = 1.0,
+) -> Iterator[tuple[int, Frame, FrameAnnotation]]:
+    """``(clip index, frame, annotation)`` of ``num_clips`` balanced clips (see ``dataset_clips``).
+
+    Stamps increase across the data set: each clip starts ``gap_s`` after the previous one's last frame
+    period; ``Frame.seq`` counts frames across the whole data set.
+    """
+    if not (math.isfinite(gap_s) and gap_s >= 0):
+        raise ValueError(f"gap_s must be >= 0, got {gap_s!r}")
+    _check(seed, frames_per_clip, fps, width, height, start_ns)
+    clip_ns = _stamp(0, frames_per_clip, fps) + round(gap_s * NS_PER_S)
+    seq = 0
+    for index, (clip_seed, spec) in enumerate(dataset_clips(seed, num_clips)):
+        clip_start = start_ns + index * clip_ns
+        for frame, annotation in generate_clip(
+            clip_seed, frames_per_clip, fps, width, height, clip_start, spec=spec
+        ):
+            yield index, replace(frame, seq=seq), annotation
+            seq += 1
