@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import yaml
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from rosbags.interfaces import QosDurability
@@ -280,6 +281,8 @@ def test_output_bag_reads_back_with_rosbags_and_mcap_ros2(tmp_path):
                 out.write_answer(answer, log_ns=item.stamp_ns + 50_000_000, frame=item.frame)
                 out.write_record({"stamp_ns": item.stamp_ns, "text": answer.text, "age": np.float32(0.5)})
     assert out.counts[ANSWER_TOPIC] == 4 and out.counts[FOCUS_IMAGE_TOPIC] == 2
+    metadata = yaml.safe_load((out_path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert metadata["version"] == 8 and isinstance(metadata["custom_data"], dict)  # a map for rosbag2 C++
     store = spotvlm_typestore()
     with Reader(out_path) as reader:
         assert reader.message_count == sum(out.counts.values())

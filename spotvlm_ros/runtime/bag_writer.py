@@ -41,6 +41,8 @@ from .overlay import annotate, answer_detections, answer_markers, remove_marker
 from .typestore import build_message, spotvlm_typestore
 
 BAG_VERSION = 8  # QoS profiles as rosbag2 writes them up to Jazzy (readable by Humble and Jazzy)
+GENERATOR_KEY = "generator"
+"""``custom_data`` key naming the writer; rosbag2's C++ reader needs custom_data to be a map, not null."""
 RECORDS_FILE = "records.jsonl"
 DEFAULT_CAMERA_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
@@ -133,6 +135,7 @@ class OutputBag:
         self.close()  # also on errors: keep what was written
 
     def open(self) -> None:
+        self._writer.set_custom_data(GENERATOR_KEY, "spotvlm_ros output bag")
         self._writer.open()
         self.records_path.parent.mkdir(parents=True, exist_ok=True)
         self._records = self.records_path.open("w", buffering=1)
@@ -281,7 +284,9 @@ def write_camera_bag(
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     annotations: list[FrameAnnotation] = []
     count, first, last = 0, 0, 0
-    with Writer(path, version=BAG_VERSION, storage_plugin=plugin) as writer:
+    writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
+    writer.set_custom_data(GENERATOR_KEY, "spotvlm_ros camera bag")
+    with writer:
         conn = writer.add_connection(topic, msgtype, typestore=store, offered_qos_profiles=[qos_profile()])
         for frame, annotation in frames:
             if transport == "compressed":
