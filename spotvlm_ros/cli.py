@@ -56,7 +56,11 @@ def _cmd_make_bag(args: argparse.Namespace) -> int:
             topic=args.topic,
             jpeg_quality=args.jpeg_quality,
         )
-    except (OSError, ValueError) as err:
+    except ValueError as err:  # arguments the synthetic world or the writer refuse
+        shutil.rmtree(args.out, ignore_errors=True)
+        print(f"spotvlm make-bag: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
         shutil.rmtree(args.out, ignore_errors=True)  # it did not exist before: leave nothing half-written
         print(f"spotvlm make-bag: failed to write {args.out}: {err}", file=sys.stderr)
         return EXIT_FAILURE
@@ -103,7 +107,7 @@ def _add_make_bag(sub: argparse._SubParsersAction) -> None:
         "--transport",
         choices=("raw", "compressed"),
         default="raw",
-        help="raw: sensor_msgs/Image rgb8; compressed: CompressedImage JPEG, ~20x smaller (raw)",
+        help="raw: sensor_msgs/Image rgb8; compressed: CompressedImage JPEG, ~15x smaller (raw)",
     )
     make.add_argument(
         "--topic",

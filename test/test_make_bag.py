@@ -71,6 +71,8 @@ def test_cli_exit_codes(tmp_path, capsys):
         main(["make-bag", str(tmp_path / "x"), "--frames", "0"])
     assert info.value.code == EXIT_USAGE
     assert "outside [1, 1e+06]" in capsys.readouterr().err
+    assert main(["make-bag", str(tmp_path / "tiny"), "--width", "16", "--height", "16"]) == EXIT_USAGE
+    assert "image size" in capsys.readouterr().err and not (tmp_path / "tiny").exists()
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert main(["make-bag", str(blocker / "bag"), "--frames", "1", "--width", "32", "--height", "32"]) == (
