@@ -16,7 +16,7 @@ import numpy as np
 from . import street
 from .camera import Camera
 from .signal import GREEN, RED, SignalCycle
-from .traffic import Car, RoadState, Traffic
+from .traffic import Car, RoadState, Traffic, car_corners
 
 MAX_CARS = 3
 EGO_CRUISE_RANGE = (1.2, 2.2)  # m/s: the ego creeps towards the junction in slow traffic
@@ -26,9 +26,15 @@ EGO_MAX_DECEL = 2.5
 EGO_STOP_TOLERANCE_M = 0.5  # overshoot of the stopping point that still counts as stopped
 PEDESTRIAN_SPEED_RANGE = (1.4, 1.9)
 PEDESTRIAN_GAP_RANGE_S = (0.8, 2.0)
-PEDESTRIAN_WAIT_RANGE_S = (0.0, 1.0)
-PEDESTRIAN_SIDEWALK_M = 2.0  # how far from the kerb a pedestrian appears and disappears
+PEDESTRIAN_WAIT_RANGE_S = (0.0, 0.6)
+PEDESTRIAN_SIDEWALK_M = 1.5  # how far from the kerb a pedestrian appears and disappears
 MAX_PEDESTRIANS = 5
+# Oncoming cars wait for a pedestrian who is in front of their lane (plus a margin), or will be there
+# before the car could have cleared the crosswalk.
+ONCOMING_LANE_ZONE_X = (street.ROAD_LEFT_X - 0.5, street.ONCOMING_LANE_X + street.CAR_WIDTH_M / 2.0 + 0.5)
+ONCOMING_LOOKAHEAD_S = 3.5
+WAITING_CAR_REACH_M = 3.0  # a car waiting this close to the crosswalk for PEDESTRIAN_PATIENCE_S ...
+PEDESTRIAN_PATIENCE_S = 3.0  # ... is let through: people at the kerb wait for it
 PEDESTRIAN_WARM_UP_S = 8.0  # the crosswalk's stream of people is already going when a clip starts
 PEDESTRIAN_WARM_UP_STEP_S = 0.1
 
@@ -140,8 +146,17 @@ class Scene:
             self.signal.remaining(self.t),
             self.light_z,
             self.ego_z,
-            any(p.crossing and p.x < street.CENTER_LINE_X + 0.5 for p in self.pedestrians),
+            any(self._will_cross_oncoming_lane(p) for p in self.pedestrians),
         )
+
+    @staticmethod
+    def _will_cross_oncoming_lane(person: Pedestrian) -> bool:
+        """Walking in front of the oncoming lane now or within the next few seconds (cars wait for them)."""
+        low, high = ONCOMING_LANE_ZONE_X
+        if not person.walking:  # waiting at the kerb: lets the car pass first
+            return False
+        ahead = person.x + person.direction * person.speed * ONCOMING_LOOKAHEAD_S
+        return min(person.x, ahead) <= high and max(person.x, ahead) >= low
 
     # ----------------------------------------------------------------- dynamics
     def step(self, dt: float) -> None:
@@ -173,16 +188,31 @@ class Scene:
         if self.light_distance < street.LIGHT_NEAR_M:
             self.ego_z -= street.WRAP_M  # past the junction: the approach starts over further back
 
-    def _step_pedestrian(self, person: Pedestrian, dt: float) -> None:
-        before = (person.kerb_x - person.x) * person.direction
+    def _crosswalk_busy(self) -> bool:
+        """A car is on (or about to roll onto) the far crosswalk, or has waited at it for a while."""
+        low = self.light_z + street.FAR_CROSSWALK[0] - 1.0
+        high = self.light_z + street.FAR_CROSSWALK[1] + 1.0
+        for car in self.traffic.cars:
+            xs, zs = car_corners(car.pose(), 0.0)
+            reach = WAITING_CAR_REACH_M if car.stopped_s >= PEDESTRIAN_PATIENCE_S else 0.0
+            on_road = xs.max() > street.ROAD_LEFT_X and xs.min() < street.ROAD_RIGHT_X
+            if on_road and zs.min() < high + reach and zs.max() > low:
+                return True
+        return False
+
+    @staticmethod
+    def _step_pedestrian(person: Pedestrian, dt: float, crosswalk_busy: bool) -> None:
+        """Walk; at the kerb wait out the pause, and for any car on the crosswalk, before stepping off."""
         if not person.walking:
             person.wait_s -= dt
-            person.walking = person.wait_s <= 0.0
+            person.walking = person.wait_s <= 0.0 and not crosswalk_busy
             return
+        before = (person.kerb_x - person.x) * person.direction
         step = person.speed * dt
         person.x += person.direction * step
         person.walked_m += step
-        if before > 0 >= (person.kerb_x - person.x) * person.direction and person.wait_s > 0.0:
+        at_kerb = before > 0 >= (person.kerb_x - person.x) * person.direction
+        if at_kerb and (person.wait_s > 0.0 or crosswalk_busy):
             person.x = person.kerb_x
             person.walking = False
 
@@ -219,8 +249,9 @@ class Scene:
             self._spawn_pedestrian(-PEDESTRIAN_WARM_UP_S + (index + 1) * PEDESTRIAN_WARM_UP_STEP_S)
 
     def _step_pedestrians(self, dt: float) -> None:
+        busy = self._crosswalk_busy()
         for person in self.pedestrians:
-            self._step_pedestrian(person, dt)
+            self._step_pedestrian(person, dt, busy)
         self.pedestrians = [p for p in self.pedestrians if (p.end_x - p.x) * p.direction > 0]
 
     def _spawn_pedestrian(self, t: float) -> None:

@@ -27,18 +27,20 @@ ACCEL = 2.0
 COMFORT_DECEL = 2.5
 MAX_DECEL = 4.0
 STOP_TOLERANCE_M = 0.5
+STANDING_SPEED = 0.3
 FOLLOW_GAP_M = 2.0
 SPAWN_RATE_PER_S = 1.5
 SPAWN_GAP_S = 1.0
 ONCOMING_SPAWN_AHEAD_M = 45.0  # beyond the light, where oncoming cars appear
-ONCOMING_SPAWN_SPACING_M = 25.0  # a new oncoming car waits until the previous one is this far on
+ONCOMING_SPAWN_SPACING_M = 20.0  # a new oncoming car waits until the previous one is this far on
 ONCOMING_STOP_OFFSET_M = 0.5  # oncoming stop line, beyond the light
-MAX_ONCOMING = 2  # straight oncoming cars at once
+MAX_ONCOMING = 3  # straight oncoming cars at once
 MAX_UNSEEN_S = 12.0
 # Oncoming cars within these z windows (around where the turn crosses or joins their lane) make a car
 # turning left wait before it turns.
-LEFT_TURN_CONFLICT_M = (-4.0, 12.0)
+LEFT_TURN_CONFLICT_M = (-6.0, 26.0)  # up to the oncoming stop line, where cars wait for green
 TURN_IN_CONFLICT_M = (-3.0, 20.0)
+LANE_HALF_M = street.LANE_WIDTH_M / 2.0
 ENTRY_CLEAR_M = 12.0  # a car entering a cross-street lane waits until the previous one is this far in
 
 CAR_COLORS = (
@@ -66,6 +68,7 @@ class Car:
     u: float = 0.0
     seen: bool = False
     age_s: float = 0.0
+    stopped_s: float = 0.0  # how long it has been standing
     yield_u: float = -1.0  # path position where it waits while oncoming cars are in ``yield_window``
     yield_window: tuple[float, float] = (0.0, 0.0)  # world z range
 
@@ -82,7 +85,7 @@ class RoadState:
     light_remaining_s: float
     light_z: float
     ego_z: float
-    pedestrian_in_oncoming_half: bool  # someone on the crosswalk in front of the oncoming lane
+    pedestrian_ahead: bool  # someone on (or about to step onto) the crosswalk in front of the oncoming lane
 
 
 def car_corners(pose: street.Pose, ego_z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +100,18 @@ def car_corners(pose: street.Pose, ego_z: float) -> tuple[np.ndarray, np.ndarray
 def in_oncoming_lane(pose: street.Pose) -> bool:
     """Driving towards the ego in the oncoming lane (not still turning into it)."""
     return abs(pose.x - street.ONCOMING_LANE_X) < 0.3 and math.cos(pose.yaw) < -0.99
+
+
+def _lane_obstacle_z(other: street.Pose, pose: street.Pose) -> float | None:
+    """Nearest z of a car ahead of ``pose`` that covers part of the oncoming lane (or None).
+
+    That is a car in the lane, or one turning or driving across it.
+    """
+    xs, zs = car_corners(other, 0.0)
+    lane_low, lane_high = street.ONCOMING_LANE_X - LANE_HALF_M, street.ONCOMING_LANE_X + LANE_HALF_M
+    if zs.max() >= pose.z or xs.max() < lane_low or xs.min() > lane_high:
+        return None
+    return float(zs.max())
 
 
 def _stop_speed(gap: float) -> float:
@@ -155,11 +170,11 @@ class Traffic:
         right = z < street.lead_turn_start(lz, right=True) - 1.5
         if right or z < street.lead_turn_start(lz, right=False) - 1.5:
             candidates.append(self._lead(z, right))
-        z = lz + float(rng.uniform(2.0, ONCOMING_SPAWN_AHEAD_M))
+        z = lz + float(rng.uniform(4.5, ONCOMING_SPAWN_AHEAD_M))  # clear of the crosswalk
         candidates.append(self._new_car("oncoming", street.oncoming_path(z, length=z - ego + 40.0)))
-        x = street.ONCOMING_LANE_X + street.TURN_IN_RADIUS_M + float(rng.uniform(0.0, 6.0))
-        candidates.append(self._turn_in(x))
-        if road.light_state == RED:
+        if road.light_state == RED and not any(c.kind == "lead" for c in candidates):
+            x = street.ONCOMING_LANE_X + street.TURN_IN_RADIUS_M + float(rng.uniform(0.0, 6.0))
+            candidates.append(self._turn_in(x))
             half = self._edge_x(lz + street.CROSS_LANE_PLUS_X, ego)
             path = street.cross_path(lz, to_right=True, half_width=half)
             if road.light_remaining_s > 0.6 * path.length / self.speeds["cross"] + 1.0:
@@ -183,20 +198,23 @@ class Traffic:
         spaced = all(p.z < spawn_z - ONCOMING_SPAWN_SPACING_M for p in oncoming)
         if road.light_state != RED and spaced and len(oncoming) < MAX_ONCOMING:
             kinds.append("oncoming")
-        junction_clear = not any(
-            in_oncoming_lane(p) and lz + street.CROSS_STREET[0] - 2.0 < p.z < lz + 2.0 for p in poses
-        )
         half_right = self._edge_x(lz + street.CROSS_LANE_PLUS_X, ego)
         half_left = self._edge_x(lz + street.CROSS_LANE_MINUS_X, ego)
-        if road.light_state == RED and junction_clear:
-            if road.light_remaining_s > 2.0 * half_right / self.speeds["cross"] + 1.0:
-                kinds.append("cross_right")
-            crossing_lead = any(c.kind == "lead" and c.yield_u >= 0.0 for c in self.cars)
-            if road.light_remaining_s > 2.0 * half_left / self.speeds["cross"] + 1.0 and not crossing_lead:
-                kinds.append("cross_left")
-        left_lane_busy = any(c.kind in ("turn_in", "cross") and c.u < ENTRY_CLEAR_M for c in self.cars)
-        if not left_lane_busy:
-            kinds.append("turn_in")
+        if road.light_state == RED:  # the cross street has green: straight through, or left into our road
+            junction_clear = not any(
+                in_oncoming_lane(p) and lz + street.CROSS_STREET[0] - 2.0 < p.z < lz + 2.0 for p in poses
+            )
+            turning = any(c.kind == "turn_in" for c in self.cars)
+            crossing = [c for c in self.cars if c.kind == "cross"]
+            leading = any(c.kind == "lead" for c in self.cars)
+            if junction_clear and not turning and not leading:
+                if road.light_remaining_s > 2.0 * half_right / self.speeds["cross"] + 1.0:
+                    kinds.append("cross_right")
+                if road.light_remaining_s > 2.0 * half_left / self.speeds["cross"] + 1.0:
+                    kinds.append("cross_left")
+            entering = any(c.kind == "turn_in" and c.u < ENTRY_CLEAR_M for c in self.cars)
+            if not crossing and not leading and not entering:
+                kinds.append("turn_in")
         if not kinds:
             return
         kind = kinds[int(self.rng.integers(len(kinds)))]
@@ -223,6 +241,7 @@ class Traffic:
             car.speed = max(car.speed + change, 0.0)
             car.u += car.speed * dt
             car.age_s += dt
+            car.stopped_s = car.stopped_s + dt if car.speed < STANDING_SPEED else 0.0
         self.cars = [car for car in self.cars if self._keep(car, road.ego_z)]
 
     def _target_speed(self, car: Car, pose: street.Pose, poses: list[street.Pose], road: RoadState) -> float:
@@ -232,7 +251,7 @@ class Traffic:
             lines = []
             if road.light_state != GREEN:
                 lines.append((self.light_z + ONCOMING_STOP_OFFSET_M, road.light_state == RED))
-            if road.pedestrian_in_oncoming_half:
+            if road.pedestrian_ahead:
                 lines.append((self.light_z + street.FAR_CROSSWALK[1] + 0.5, True))
             for line, must in lines:
                 gap = front - line
@@ -240,23 +259,15 @@ class Traffic:
                     must or car.speed**2 / (2 * MAX_DECEL) <= gap + STOP_TOLERANCE_M
                 ):
                     limit = min(limit, _stop_speed(gap))
-            ahead = [p.z for c, p in zip(self.cars, poses, strict=True) if self._in_lane_ahead(c, p, pose)]
+            ahead = [_lane_obstacle_z(p, pose) for p in poses if p is not pose]
+            ahead = [z for z in ahead if z is not None]
             if ahead:
-                limit = min(limit, _stop_speed(front - max(ahead) - street.CAR_LENGTH_M / 2.0 - FOLLOW_GAP_M))
+                limit = min(limit, _stop_speed(front - max(ahead) - FOLLOW_GAP_M))
         elif car.yield_u >= 0.0 and car.u < car.yield_u + STOP_TOLERANCE_M:
             low, high = car.yield_window
             if any(in_oncoming_lane(p) and low < p.z < high for p in poses):
                 limit = min(limit, _stop_speed(car.yield_u - car.u))
         return limit
-
-    @staticmethod
-    def _in_lane_ahead(other: Car, other_pose: street.Pose, pose: street.Pose) -> bool:
-        """``other`` is in the oncoming lane ahead of ``pose``, or turning into it in front of it."""
-        if other_pose.z >= pose.z:
-            return False
-        if in_oncoming_lane(other_pose):
-            return True
-        return other.kind == "turn_in" and other.u > other.yield_u  # in its turn, across the lane
 
     def _keep(self, car: Car, ego_z: float) -> bool:
         xs, zs = car_corners(car.pose(), ego_z)
