@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -89,34 +89,59 @@ def spotvlm_typestore() -> Typestore:
 def build_message(store: Typestore, typename: str, data: dict[str, Any]) -> Any:
     """Build a rosbags message object of ``typename`` from a nested dict in ROS layout.
 
-    Missing fields take their zero value, unknown fields raise KeyError naming them.
+    Missing fields take their zero value, unknown fields raise KeyError naming them. The builder of
+    each type is compiled once per store (writing bags calls this for every message).
     """
+    builders = _BUILDERS.setdefault(id(store), {})
+    builder = builders.get(typename) or _compile_message(store, typename, builders)
+    return builder(data)
+
+
+Builder = Callable[[Any], Any]
+_BUILDERS: dict[int, dict[str, Builder]] = {}
+
+
+def _compile_message(store: Typestore, typename: str, builders: dict[str, Builder]) -> Builder:
     _, fields = store.fielddefs[typename]
-    names = {name for name, _ in fields}
-    unknown = set(data) - names
-    if unknown:
-        raise KeyError(f"{typename} has no field(s) {sorted(unknown)}")
     cls = store.types[typename]
-    values = {name: _build_value(store, desc, data.get(name)) for name, desc in fields}
-    return cls(**values)
+    names = frozenset(name for name, _ in fields)
+    parts: list[tuple[str, Builder]] = []
+
+    def build(data: Any) -> Any:
+        data = data or {}
+        if not names.issuperset(data):
+            raise KeyError(f"{typename} has no field(s) {sorted(set(data) - names)}")
+        return cls(**{name: part(data.get(name)) for name, part in parts})
+
+    builders[typename] = build  # registered before its fields compile, so nested types reuse it
+    parts.extend((name, _compile_value(store, desc, builders)) for name, desc in fields)
+    return build
 
 
-def _build_value(store: Typestore, desc: tuple[Any, Any], value: Any) -> Any:
+def _compile_value(store: Typestore, desc: tuple[Any, Any], builders: dict[str, Builder]) -> Builder:
     kind, spec = desc
     kind_name = getattr(kind, "name", str(kind))
     if kind_name == "NAME":
-        return build_message(store, spec, value or {})
+        return builders.get(spec) or _compile_message(store, spec, builders)
     if kind_name == "BASE":
-        return _base_value(spec[0], value)
+        return _BASE_BUILDERS.get(spec[0], _int_value)
     inner, _size = spec
-    items = [] if value is None else value
     inner_kind = getattr(inner[0], "name", str(inner[0]))
     if inner_kind == "BASE" and inner[1][0] != "string":
-        dtype = _NUMPY_TYPES[inner[1][0]]
-        if isinstance(items, (bytes, bytearray, memoryview)):
-            return np.frombuffer(items, dtype=dtype).copy()
-        return np.asarray(items, dtype=dtype).ravel()
-    return [_build_value(store, inner, item) for item in items]
+        return _array_builder(_NUMPY_TYPES[inner[1][0]])
+    item = _compile_value(store, inner, builders)
+    return lambda value: [item(v) for v in value or ()]
+
+
+def _array_builder(dtype: Any) -> Builder:
+    def array(value: Any) -> np.ndarray:
+        if value is None:
+            return np.zeros(0, dtype=dtype)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return np.frombuffer(value, dtype=dtype).copy()
+        return np.asarray(value, dtype=dtype).ravel()
+
+    return array
 
 
 _NUMPY_TYPES = {
@@ -136,14 +161,20 @@ _NUMPY_TYPES = {
 }
 
 
-def _base_value(typename: str, value: Any) -> Any:
-    if typename == "string":
-        return "" if value is None else str(value)
-    if typename == "bool":
-        return bool(value)
-    if typename in ("float32", "float64"):
-        return 0.0 if value is None else float(value)
+def _int_value(value: Any) -> int:
     return 0 if value is None else int(value)
+
+
+def _float_value(value: Any) -> float:
+    return 0.0 if value is None else float(value)
+
+
+_BASE_BUILDERS: dict[str, Builder] = {
+    "string": lambda value: "" if value is None else str(value),
+    "bool": bool,
+    "float32": _float_value,
+    "float64": _float_value,
+}
 
 
 def message_to_dict(msg: Any) -> Any:
