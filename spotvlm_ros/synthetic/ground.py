@@ -121,11 +121,13 @@ class GroundRenderer:
         x_m = (cols[None, :] - camera.cx) * (self.depth[:, None] / camera.focal)
         base_x = np.clip((x_m + HALF_WIDTH_M) / TEXEL_M - 0.5, 0.0, COLS - 1.001)
         # OpenCV's fixed-point remap maps: integer texel and 1/32 texel fraction (INTER_TAB_SIZE).
+        # Rows pick their blur level by depth (fixed) and their cross-section per frame (an added offset).
         fixed_x = np.rint(base_x * SUBTEXELS).astype(np.int32)
-        self._texel_x = (fixed_x // SUBTEXELS).astype(np.int16)
-        self._fraction_x = (fixed_x % SUBTEXELS).astype(np.uint16)
         row_step = self.depth**2 / (camera.focal * camera.mount_height)
-        self._level = np.searchsorted(np.array(LEVEL_ROW_STEP_M), row_step)
+        level = np.searchsorted(np.array(LEVEL_ROW_STEP_M), row_step)
+        self._texel = np.empty(fixed_x.shape + (2,), np.int16)
+        self._texel[:, :, 0] = fixed_x // SUBTEXELS + (level * VARIANTS * COLS)[:, None]
+        self._fraction_x = (fixed_x % SUBTEXELS).astype(np.uint16)
         haze = 1.0 - np.exp(-np.maximum(self.depth - HAZE_START_M, 0.0) / HAZE_SCALE_M)
         self._haze_rows = int(np.count_nonzero(haze > 0.01))  # rows nearest the horizon come first
         self._haze = haze[: self._haze_rows, None, None].astype(np.float32)
@@ -144,10 +146,11 @@ class GroundRenderer:
 
     def render(self, out: np.ndarray, ego_z: float, light_distance: float) -> None:
         """Fill ``out``'s rows from ``first_row`` down with the ground seen from ``ego_z``."""
-        block = self._level * VARIANTS + self._variants(light_distance)
         fixed_y = np.rint((((self.depth + ego_z) / TEXEL_M - 0.5) % ROWS) * SUBTEXELS).astype(np.int32)
-        texel = np.empty(self._texel_x.shape + (2,), np.int16)
-        texel[:, :, 0] = self._texel_x + (block * COLS).astype(np.int16)[:, None]
+        texel = self._texel.copy()
+        variant = self._variants(light_distance)
+        rows = np.flatnonzero(variant != PLAIN)
+        texel[rows, :, 0] += (variant[rows] * COLS).astype(np.int16)[:, None]
         texel[:, :, 1] = (fixed_y // SUBTEXELS)[:, None]
         fraction = self._fraction_x + ((fixed_y % SUBTEXELS) * SUBTEXELS).astype(np.uint16)[:, None]
         ground = cv2.remap(self.texture, texel, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
