@@ -257,16 +257,20 @@ def test_data_set_is_balanced_deterministic_and_stamped_in_order():
     ("kwargs", "message"),
     [
         ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
         ({"num_frames": -2}, "num_frames"),
         ({"fps": 0.0}, "fps"),
+        ({"fps": float("nan")}, "fps"),
         ({"width": 8}, "image size"),
+        ({"height": 480.0}, "image size"),
         ({"start_ns": -5}, "start_ns"),
     ],
 )
-def test_bad_arguments_are_clear_errors(kwargs, message):
+def test_bad_arguments_are_clear_errors_at_the_call(kwargs, message):
     args = {"seed": 0, "num_frames": 2, **kwargs}
-    with pytest.raises(ValueError, match=message):
-        list(generate_clip(**args))
+    for function in (generate_clip, generate_annotations):
+        with pytest.raises(ValueError, match=message):
+            function(**args)  # raised before any frame is asked for
 
 
 def test_bad_clip_contents_are_clear_errors():

@@ -90,7 +90,6 @@ class Scene:
     """One clip's world; ``step`` advances it, the painter and the ground truth read it."""
 
     spec: ClipSpec
-    camera: Camera
     signal: SignalCycle
     traffic: Traffic
     rng_people: np.random.Generator
@@ -112,7 +111,6 @@ class Scene:
         light_z = float(rng_layout.uniform(street.STOP_DISTANCE_M, street.LIGHT_FAR_M))
         scene = cls(
             spec=spec,
-            camera=camera,
             signal=SignalCycle(rng_light),
             traffic=Traffic(rng_traffic, camera, spec.traffic, light_z),
             rng_people=rng_people,

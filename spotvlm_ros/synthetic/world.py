@@ -23,17 +23,28 @@ MAX_SIDE = 4096
 FRAME_ID = "camera"
 
 
-def _check(seed: int, num_frames: int, fps: float, width: int, height: int, start_ns: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+def _whole(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_seed(seed: int) -> None:
+    if not _whole(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer) or num_frames < 0:
+
+
+def _check(seed: int, num_frames: int, fps: float, width: int, height: int, start_ns: int = 0) -> None:
+    _check_seed(seed)
+    if not _whole(num_frames) or num_frames < 0:
         raise ValueError(f"num_frames must be a non-negative integer, got {num_frames!r}")
     if not (isinstance(fps, int | float) and math.isfinite(fps) and 0 < fps <= 1000):
         raise ValueError(f"fps must be in (0, 1000], got {fps!r}")
-    if not (MIN_SIZE[0] <= width <= MAX_SIDE and MIN_SIZE[1] <= height <= MAX_SIDE):
-        raise ValueError(f"image size must be within {MIN_SIZE} .. {MAX_SIDE}, got {width}x{height}")
-    if start_ns < 0:
-        raise ValueError(f"start_ns must be >= 0, got {start_ns}")
+    sizes_ok = _whole(width) and _whole(height)
+    if not (sizes_ok and MIN_SIZE[0] <= width <= MAX_SIDE and MIN_SIZE[1] <= height <= MAX_SIDE):
+        raise ValueError(
+            f"image size must be integers within {MIN_SIZE} .. {MAX_SIDE}, got {width!r}x{height!r}"
+        )
+    if not _whole(start_ns) or start_ns < 0:
+        raise ValueError(f"start_ns must be a non-negative integer, got {start_ns!r}")
 
 
 def clip_spec(seed: int) -> ClipSpec:
@@ -49,6 +60,13 @@ def simulate_clip(
 
     The scene object is advanced in place after each yield; read it before resuming the iterator.
     """
+    _check(seed, num_frames, fps, width, height)
+    return _simulate(seed, num_frames, fps, width, height, spec)
+
+
+def _simulate(
+    seed: int, num_frames: int, fps: float, width: int, height: int, spec: ClipSpec | None
+) -> Iterator[tuple[int, Scene, FrameLayout]]:
     camera = Camera.for_image(width, height)
     scene_seq, mount_seq = np.random.SeedSequence([int(seed), 2]).spawn(2)
     scene = Scene.create(spec or clip_spec(seed), camera, scene_seq)
@@ -80,8 +98,14 @@ def generate_clip(
     (``clip_spec``). The same arguments give bit-identical frames and annotations.
     """
     _check(seed, num_frames, fps, width, height, start_ns)
+    return _clip(seed, num_frames, fps, width, height, start_ns, spec)
+
+
+def _clip(
+    seed: int, num_frames: int, fps: float, width: int, height: int, start_ns: int, spec: ClipSpec | None
+) -> Iterator[tuple[Frame, FrameAnnotation]]:
     painter: Painter | None = None
-    for index, scene, layout in simulate_clip(seed, num_frames, fps, width, height, spec):
+    for index, scene, layout in _simulate(seed, num_frames, fps, width, height, spec):
         if painter is None:
             look_seq = np.random.SeedSequence([int(seed), 5])
             painter = Painter(Camera.for_image(width, height), look_seq, scene.light_z)
@@ -102,8 +126,10 @@ def generate_annotations(
 ) -> Iterator[FrameAnnotation]:
     """The ground truth ``generate_clip`` gives for the same arguments, without painting pixels (fast)."""
     _check(seed, num_frames, fps, width, height, start_ns)
-    for index, scene, layout in simulate_clip(seed, num_frames, fps, width, height, spec):
-        yield annotate(_stamp(start_ns, index, fps), scene.light_state, layout, width, height)
+    return (
+        annotate(_stamp(start_ns, index, fps), scene.light_state, layout, width, height)
+        for index, scene, layout in _simulate(seed, num_frames, fps, width, height, spec)
+    )
 
 
 def dataset_clips(seed: int, num_clips: int) -> list[tuple[int, ClipSpec]]:
@@ -112,10 +138,9 @@ def dataset_clips(seed: int, num_clips: int) -> list[tuple[int, ClipSpec]]:
     Clip seeds derive from ``seed`` and the clip index; contents are dealt in shuffled blocks of the
     eight (traffic level, pedestrians) combinations, so any data set is balanced up to one block.
     """
-    if isinstance(num_clips, bool) or not isinstance(num_clips, int | np.integer) or num_clips < 0:
+    _check_seed(seed)
+    if not _whole(num_clips) or num_clips < 0:
         raise ValueError(f"num_clips must be a non-negative integer, got {num_clips!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 3]))
     combos = [
         ClipSpec(traffic, pedestrians) for traffic in range(MAX_CARS + 1) for pedestrians in (False, True)
@@ -142,15 +167,26 @@ def generate_dataset(
     Stamps increase across the data set: each clip starts ``gap_s`` after the previous one's last frame
     period; ``Frame.seq`` counts frames across the whole data set.
     """
-    if not (math.isfinite(gap_s) and gap_s >= 0):
+    if not (isinstance(gap_s, int | float) and math.isfinite(gap_s) and gap_s >= 0):
         raise ValueError(f"gap_s must be >= 0, got {gap_s!r}")
     _check(seed, frames_per_clip, fps, width, height, start_ns)
+    clips = dataset_clips(seed, num_clips)
     clip_ns = _stamp(0, frames_per_clip, fps) + round(gap_s * NS_PER_S)
+    return _dataset(clips, frames_per_clip, fps, width, height, start_ns, clip_ns)
+
+
+def _dataset(
+    clips: list[tuple[int, ClipSpec]],
+    frames_per_clip: int,
+    fps: float,
+    width: int,
+    height: int,
+    start_ns: int,
+    clip_ns: int,
+) -> Iterator[tuple[int, Frame, FrameAnnotation]]:
     seq = 0
-    for index, (clip_seed, spec) in enumerate(dataset_clips(seed, num_clips)):
+    for index, (clip_seed, spec) in enumerate(clips):
         clip_start = start_ns + index * clip_ns
-        for frame, annotation in generate_clip(
-            clip_seed, frames_per_clip, fps, width, height, clip_start, spec=spec
-        ):
+        for frame, annotation in _clip(clip_seed, frames_per_clip, fps, width, height, clip_start, spec):
             yield index, replace(frame, seq=seq), annotation
             seq += 1
