@@ -52,10 +52,6 @@ class Camera:
         """Half the width in metres that the image spans at distance ``z``."""
         return (self.cx + 0.5) * z / self.focal
 
-    def frame_box(self) -> Box:
-        """The image rectangle in pixel-edge coordinates."""
-        return Box(0.0, 0.0, float(self.width), float(self.height))
-
 
 def bounding_box(xs: np.ndarray, ys: np.ndarray, margin: float = 1.0) -> Box:
     """Pixel-edge box around drawn points (pixel centres), grown by ``margin`` for anti-aliased edges."""

@@ -27,7 +27,7 @@ HOUSING_HALF = (0.75 * street.LAMP_DIAMETER_M, 1.7 * street.LAMP_DIAMETER_M)  # 
 BACKPLATE_MARGIN_M = 0.25
 LAMP_SPACING_M = 1.1 * street.LAMP_DIAMETER_M
 TREE_SPACING_RANGE_M = (9.0, 16.0)
-TREE_ZONE_M = (-40.0, 320.0)  # world z covered by trees (the ego stays within [-16, 16])
+TREE_ZONE_M = (-40.0, 320.0)  # world z covered by trees (the ego stays within +-WRAP_M)
 TREE_VIEW_M = 110.0
 
 
@@ -95,18 +95,20 @@ class LightView:
     lamp_radius: float
 
 
+def _head(mount: LightMount, margin: float) -> tuple[float, float, float, float]:
+    """(x1, x2, y1, y2) in metres of the housing grown by ``margin`` (the backplate)."""
+    hw, hh = HOUSING_HALF
+    return (
+        mount.head_x - hw - margin,
+        mount.head_x + hw + margin,
+        mount.head_y - hh - margin,
+        mount.head_y + hh + margin,
+    )
+
+
 def light_view(mount: LightMount, distance: float, cam: Camera) -> LightView:
     """Project the signal head at ``distance`` metres ahead."""
-    hw, hh = HOUSING_HALF
-    m = BACKPLATE_MARGIN_M
-    xs, ys = _quad(
-        cam,
-        mount.head_x - hw - m,
-        mount.head_x + hw + m,
-        mount.head_y - hh - m,
-        mount.head_y + hh + m,
-        distance,
-    )
+    xs, ys = _quad(cam, *_head(mount, BACKPLATE_MARGIN_M), distance)
     offsets = (LAMP_SPACING_M, 0.0, -LAMP_SPACING_M)
     cx, cy = cam.project(np.full(3, mount.head_x), mount.head_y + np.array(offsets), np.full(3, distance))
     radius = cam.pixels_per_metre(distance) * street.LAMP_DIAMETER_M / 2.0
@@ -128,20 +130,8 @@ def draw_light(img: np.ndarray, view: LightView, state: str, cam: Camera) -> Non
             *_quad(cam, mount.head_x, street.LIGHT_POLE_X, mount.head_y - 0.06, mount.head_y + 0.06, z),
             POLE,
         )
-    hw, hh = HOUSING_HALF
-    m = BACKPLATE_MARGIN_M
-    fill(
-        img,
-        *_quad(
-            cam, mount.head_x - hw - m, mount.head_x + hw + m, mount.head_y - hh - m, mount.head_y + hh + m, z
-        ),
-        BACKPLATE,
-    )
-    fill(
-        img,
-        *_quad(cam, mount.head_x - hw, mount.head_x + hw, mount.head_y - hh, mount.head_y + hh, z),
-        HOUSING,
-    )
+    fill(img, *_quad(cam, *_head(mount, BACKPLATE_MARGIN_M), z), BACKPLATE)
+    fill(img, *_quad(cam, *_head(mount, 0.0), z), HOUSING)
     for lamp_state, (x, y) in zip(LIGHT_STATES, view.lamp_centers, strict=True):
         color = LIT_COLORS[lamp_state] if lamp_state == state else DARK_LAMP
         lamp(img, x, y, view.lamp_radius, color)

@@ -36,8 +36,8 @@ PEDESTRIAN_WALK_OFFSET = (FAR_CROSSWALK[0] + FAR_CROSSWALK[1]) / 2.0
 # the ego stops for red with the light at STOP_DISTANCE_M, and after it crosses the junction the
 # approach wraps back by WRAP_M (a whole number of texture periods, so road markings stay continuous).
 LIGHT_NEAR_M = 32.0
-LIGHT_FAR_M = 46.0
-WRAP_M = LIGHT_FAR_M - LIGHT_NEAR_M
+WRAP_M = 2 * DASH_PERIOD_M
+LIGHT_FAR_M = LIGHT_NEAR_M + WRAP_M
 STOP_DISTANCE_M = -STOP_LINE[1] + 0.5
 LIGHT_POLE_X = ROAD_RIGHT_X + 1.5
 LAMP_DIAMETER_M = 0.48
