@@ -56,3 +56,49 @@ def test_frame_size_argument() -> None:
     for bad in ("1280", "axb", "8x8"):
         with pytest.raises(argparse.ArgumentTypeError):
             bench.parse_size(bad)
+
+
+def test_real_size_suite_runs_on_a_reduced_architecture(monkeypatch) -> None:
+    """The GPU path (random reference weights, bf16) on a scaled-down size entry, on CPU."""
+    from spotvlm_ros.models import reference
+
+    small = {
+        "text": {
+            "hidden_size": 256,  # head_dim 128, as the published mrope sections need
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "vocab_size": 2048,
+        },
+        "tie_word_embeddings": True,
+        "vision": {
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "fullatt_block_indexes": [1],
+        },
+    }
+    monkeypatch.setitem(reference.QWEN2_5_VL_SIZES, "small", small)
+    args = argparse.Namespace(
+        real_sizes=["small"], contexts=[64], real_frames=2, warmup=1, frame_size=(320, 240),
+        full_size=112, crop_size=112, max_new_tokens=3,
+    )  # fmt: skip
+    figures = bench.real_size_figures(args, device="cpu")
+    assert figures["qwen2_5_vl_small_context64_full_visual_tokens"] == visual_tokens(320, 240)
+    assert figures["qwen2_5_vl_small_prefix_reuse_speedup_ratio"] > 0
+    assert figures["qwen2_5_vl_small_context64_focus_reuse_p95_ms"] > 0
+
+
+def test_reference_architectures_have_the_published_sizes() -> None:
+    import torch
+
+    from spotvlm_ros.models.reference import build_random_reference, qwen2_5_vl_reference_config
+
+    for size, billions in (("3b", 3.75), ("7b", 8.29)):
+        model = build_random_reference(size, "meta")  # no memory: parameter shapes only
+        assert round(sum(p.numel() for p in model.parameters()) / 1e9, 2) == billions
+        assert model.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown Qwen2.5-VL size '1t'"):
+        qwen2_5_vl_reference_config("1t")

@@ -228,15 +228,15 @@ def _backend_pair(model: Any, processor: Any, max_side: int, name: str) -> tuple
     )
 
 
-def real_size_figures(args: argparse.Namespace) -> dict[str, float]:
-    """The suite on random-weight Qwen2.5-VL-3B/7B in bf16 on the GPU."""
+def real_size_figures(args: argparse.Namespace, device: str = "cuda") -> dict[str, float]:
+    """The suite on random-weight Qwen2.5-VL of each of ``args.real_sizes`` in bf16 on ``device``."""
     import torch
 
     from ..models.reference import build_random_reference, reference_processor
 
     figures: dict[str, float] = {}
     for size in args.real_sizes:
-        model = build_random_reference(size, "cuda", torch.bfloat16)
+        model = build_random_reference(size, device, torch.bfloat16)
         reuse, plain = _backend_pair(model, reference_processor(), max(args.frame_size), f"random:{size}")
         figures.update(
             run_suite(reuse, plain, args, [args.contexts[-1]], args.real_frames, f"qwen2_5_vl_{size}_")
@@ -245,7 +245,8 @@ def real_size_figures(args: argparse.Namespace) -> dict[str, float]:
         plain.close()
         del model, reuse, plain
         gc.collect()
-        torch.cuda.empty_cache()
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
     return figures
 
 

@@ -56,7 +56,10 @@ QWEN2_5_VL_SIZES: dict[str, dict[str, Any]] = {
 
 
 def qwen2_5_vl_reference_config(size: str) -> Qwen2_5_VLConfig:
-    """The architecture of Qwen2.5-VL-``size`` (3b or 7b), special token ids from the tiny Qwen tokenizer."""
+    """The architecture of Qwen2.5-VL-``size`` (a key of QWEN2_5_VL_SIZES), token ids of the tiny tokenizer.
+
+    A size entry holds its text config, ``tie_word_embeddings`` and optionally vision overrides.
+    """
     try:
         spec = QWEN2_5_VL_SIZES[size]
     except KeyError:
@@ -74,7 +77,7 @@ def qwen2_5_vl_reference_config(size: str) -> Qwen2_5_VLConfig:
     }
     return Qwen2_5_VLConfig(
         text_config=text,
-        vision_config={**_VISION, "out_hidden_size": spec["text"]["hidden_size"]},
+        vision_config={**_VISION, **spec.get("vision", {}), "out_hidden_size": spec["text"]["hidden_size"]},
         image_token_id=ids("<|image_pad|>"),
         video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"),
