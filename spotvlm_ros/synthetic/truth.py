@@ -18,10 +18,10 @@ from ..core.types import Box
 from .render import FrameLayout, SceneObject
 from .signal import LIGHT_STATES
 
-QUESTIONS = {
-    "light": "What is the state of the traffic light? Answer red, yellow or green.",
-    "cars": "How many cars are visible? Answer with a number from 0 to 3.",
-    "pedestrian": "Is a pedestrian crossing the road? Answer yes or no.",
+QUESTIONS = {  # "light" is also the default ``prompt`` of config/spotvlm.yaml
+    "light": "What is the state of the traffic light?",
+    "cars": "How many cars are visible?",
+    "pedestrian": "Is a pedestrian crossing the road?",
 }
 ANSWERS = {"light": LIGHT_STATES, "cars": ("0", "1", "2", "3"), "pedestrian": ("yes", "no")}
 GROUNDING = {  # id -> (query, label)
