@@ -82,6 +82,12 @@ class KeyframeConfig(_Section):
     max_image_side: int = Field(
         1024, ge=16, le=8192, description="Keyframes are downscaled to this longest side"
     )
+    preempt_after_s: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="When every slot is busy, cancel a request this old for the newest keyframe; 0 = never",
+    )
 
 
 class ContextConfig(_Section):
@@ -166,6 +172,18 @@ EvalMode = Literal[
 ]
 
 
+class ServerConfig(_Section):
+    max_image_bytes: int = Field(
+        10_000_000, ge=1024, le=1_000_000_000, description="LVLM server: larger goal images are rejected"
+    )
+    max_image_pixels: int = Field(
+        16_777_216, ge=256, le=67_108_864, description="LVLM server: images claiming more pixels are rejected"
+    )
+    max_queued_goals: int = Field(
+        4, ge=1, le=64, description="LVLM server: goals accepted and not finished at most; more are rejected"
+    )
+
+
 class EvalConfig(_Section):
     modes: list[EvalMode] = Field(
         default_factory=lambda: list(EVAL_MODES), description="Modes `spotvlm eval` compares"
@@ -202,6 +220,7 @@ class SpotVlmConfig(_Section):
     context: ContextConfig = Field(default_factory=ContextConfig)
     focus: FocusConfig = Field(default_factory=FocusConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 
