@@ -13,20 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .bench import BENCHMARKS
+from .cli_run import add_run_commands
 from .core.config import ConfigError, load_config, to_ros_params
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    params = to_ros_params(config)
-    print(f"SpotVLM demo: loaded and validated the configuration ({len(params)} parameters).")
-    print(f"  task={config.task} edge={config.edge.backend} cloud={config.cloud.backend}")
-    print("Not there yet: the replay + evaluation run (runtime issue) and the trained demo models.")
-    return EXIT_OK
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -132,9 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run the embedded demo (no ROS, no GPU, no network)")
-    demo.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
-    demo.set_defaults(func=_cmd_demo)
+    add_run_commands(sub)  # replay, eval, demo
 
     bench = sub.add_parser("bench", help="run a benchmark; prints a BENCH line last")
     bench.add_argument("name", choices=BENCHMARKS, help="which benchmark")

@@ -1,0 +1,331 @@
+"""The ``replay``, ``eval`` and ``demo`` subcommands of ``spotvlm`` (registered by :mod:`spotvlm_ros.cli`).
+
+Exit codes: 0 success, 1 runtime failure (unreadable bag, model or server failure), 2 usage or
+configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .core.config import EVAL_MODES, ConfigError, SpotVlmConfig, load_config
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_BAG = REPO_ROOT / "rosbags" / "demo"
+DEMO_PROFILE = "gilbert:good=0.4,bad=3.0,p_gb=0.15,p_bg=0.35,jitter=0.3"
+DEMO_SETTINGS: dict[str, Any] = {
+    "edge.step_time_s": 0.15,  # fixed SVLM step (virtual clock): reproducible; slower than the 10 Hz camera
+    "edge.max_new_tokens": 12,  # short answers and small images keep the CPU demo well under 5 minutes
+    "edge.image_max_side": 224,
+    "cloud.max_new_tokens": 24,
+    "cloud.image_max_side": 448,
+    "latency.profile": DEMO_PROFILE,
+    "latency.profiles": [DEMO_PROFILE],
+    "eval.max_frames": 30,
+    "eval.tasks": ["vqa", "caption", "grounding"],
+}
+DEMO_QUESTIONS = ("light",)
+RANDOM_WEIGHTS_NOTE = (
+    "The models are tiny, randomly initialised stand-ins (no trained weights ship yet; trained demo models "
+    "come with a later issue): their answers are noise, so the scores below exercise the whole pipeline "
+    "but say nothing about accuracy."
+)
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to dotted config overrides (values parsed as YAML: 0.1, true, [a, b])."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {pair!r}: value is not valid YAML: {err}") from None
+    return out
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _config(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> SpotVlmConfig:
+    config = load_config(args.config, overrides={**(defaults or {}), **_overrides(args.set)})
+    _one_thread_for_tiny_models(config)
+    return config
+
+
+def _one_thread_for_tiny_models(config: SpotVlmConfig) -> None:
+    """Tiny CPU models run fastest on one torch thread (more only contend: ~10x slower on a busy box)."""
+    backends = {config.edge.backend, config.cloud.backend}
+    if "tiny" in backends and backends <= {"tiny", "zero"}:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@contextmanager
+def _progress(description: str, total: int, enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields ``advance(n)``."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _failure(command: str, err: BaseException) -> int:
+    print(f"spotvlm {command}: {err}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _runtime_errors() -> tuple[type[BaseException], ...]:
+    from .models.base import BackendError
+    from .runtime.bag_reader import BagError
+
+    return (BagError, BackendError, OSError, RuntimeError)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from .runtime.replay import replay_bag
+
+    if args.rate <= 0:
+        raise ConfigError(f"--rate must be > 0, got {args.rate}")
+    try:
+        summary = replay_bag(
+            args.bag,
+            config,
+            clock=args.clock,
+            out_dir=None if args.no_output else args.out,
+            max_frames=args.max_frames,
+            rate=args.rate,
+        )
+    except _runtime_errors() as err:
+        return _failure("replay", err)
+    print("\n".join(summary.lines()))
+    for name, path in summary.outputs.items():
+        print(f"  {name}: {path}")
+    return EXIT_OK
+
+
+def _eval_plan(args: argparse.Namespace, questions: Sequence[str] = ()) -> Any:
+    from .runtime.eval.runner import EvalPlan
+
+    return EvalPlan(
+        modes=_csv(args.modes) if getattr(args, "modes", "") else (),
+        tasks=_csv(args.tasks) if getattr(args, "tasks", "") else (),
+        profiles=list(getattr(args, "profile", None) or ()),
+        questions=_csv(args.questions) if getattr(args, "questions", "") else list(questions),
+        max_frames=getattr(args, "max_frames", 0) or 0,
+    )
+
+
+def run_evaluation(
+    setup: Any, edge: Any, cloud: Any, out: Path, *, plots: bool, progress: bool, header: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run a prepared evaluation, print the tables, write report.md, results.json and the plots."""
+    from .runtime.eval.plots import write_plots
+    from .runtime.eval.report import markdown_report, print_tables, results_json, summary_rows
+    from .runtime.eval.runner import run_eval
+
+    with _progress(f"eval {setup.bag.name}", setup.frames * setup.runs, progress) as advance:
+        results = run_eval(setup, edge, cloud, advance=advance)
+    rows = summary_rows(results)
+    print_tables(results, rows)
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_plots(results, rows, out) if plots else []
+    models = [f"- models: edge `{edge.name}`, cloud `{cloud.name}`"]
+    (out / "report.md").write_text(
+        markdown_report(results, rows, [*header, *models], [str(p) for p in written])
+    )
+    extra = {"edge_model": edge.name, "cloud_model": cloud.name, "notes": list(header)}
+    (out / "results.json").write_text(results_json(results, rows, extra))
+    return {"report": out / "report.md", "results": out / "results.json", "plots": written, "rows": rows}
+
+
+@contextmanager
+def _backends(config: SpotVlmConfig) -> Iterator[tuple[Any, Any]]:
+    """The configured edge and cloud backends, memoized (identical calls answered once), closed after."""
+    from .models.factory import create_backend
+    from .runtime.eval.memo import MemoBackend
+
+    edge = MemoBackend(create_backend(config.edge, "edge"))
+    try:
+        cloud = MemoBackend(create_backend(config.cloud, "cloud"))
+        try:
+            yield edge, cloud
+        finally:
+            cloud.close()
+    finally:
+        edge.close()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from .runtime.eval.runner import EvalError, prepare_eval
+
+    try:
+        setup = prepare_eval(args.bag, config, _eval_plan(args))
+        with _backends(config) as (edge, cloud):
+            outputs = run_evaluation(
+                setup, edge, cloud, args.out, plots=not args.no_plots, progress=not args.quiet
+            )
+    except (EvalError, ValueError) as err:
+        print(f"spotvlm eval: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except _runtime_errors() as err:
+        return _failure("eval", err)
+    print(f"report: {outputs['report']}\nnumbers: {outputs['results']}")
+    for path in outputs["plots"]:
+        print(f"plot: {path}")
+    return EXIT_OK
+
+
+def _demo_bag(out: Path, frames: int) -> tuple[Path, str]:
+    """The shipped demo bag, or a synthetic bag generated into ``out`` when it is missing."""
+    if (DEMO_BAG / "metadata.yaml").is_file():
+        return DEMO_BAG, f"shipped demo bag {DEMO_BAG}"
+    from .runtime.make_bag import make_synthetic_bag
+
+    bag = out / "synthetic_bag"
+    if not (bag / "metadata.yaml").is_file():
+        make_synthetic_bag(bag, frames=frames, seed=0)
+    return bag, f"{DEMO_BAG} not found: generated a synthetic bag of {frames} frames at {bag}"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = _config(args, DEMO_SETTINGS)
+    from .runtime.eval.runner import EvalError, prepare_eval
+    from .runtime.replay import replay_bag
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        bag, origin = _demo_bag(out, max(config.eval.max_frames, 1))
+        setup = prepare_eval(bag, config, _eval_plan(args, DEMO_QUESTIONS))
+        frames = setup.frames
+        header = [
+            "SpotVLM demo: no ROS, no GPU, no network; simulated clock (same seed, same numbers).",
+            f"- bag: {origin}; first {frames} frames",
+            f"- cloud delay profile: {', '.join(setup.plan.profiles)}; "
+            f"SVLM step {config.edge.step_time_s} s; deadline {config.eval.deadline_s} s",
+            f"- modes: {', '.join(setup.plan.modes)}",
+            f"- task items: {', '.join(item.key for item in setup.items)}",
+        ]
+        if "tiny" in (config.edge.backend, config.cloud.backend):
+            header.append(f"- NOTE: {RANDOM_WEIGHTS_NOTE}")
+        print("\n".join(header), flush=True)
+        first = setup.items[0]  # the replay asks the first item, so the evaluation reuses its answers
+        replay_config = config.model_copy(update={"task": first.task, "prompt": first.prompt})
+        with _backends(config) as (edge, cloud):
+            summary = replay_bag(
+                bag,
+                replay_config,
+                out_dir=out / "replay",
+                max_frames=frames,
+                edge_backend=edge,
+                cloud_backend=cloud,
+            )
+            print("\n".join(summary.lines()[:-1]), flush=True)
+            outputs = run_evaluation(
+                setup, edge, cloud, out, plots=True, progress=not args.quiet, header=header
+            )
+    except (EvalError, ValueError) as err:
+        print(f"spotvlm demo: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except _runtime_errors() as err:
+        return _failure("demo", err)
+    print(f"wrote {out}/: report.md, results.json, {', '.join(p.name for p in outputs['plots'])}")
+    print(f"output bag: {summary.outputs['bag']} (records: {summary.outputs['records']})")
+    return EXIT_OK
+
+
+_SET_HELP = "override a config key, e.g. --set edge.step_time_s=0.1 (repeatable; value parsed as YAML)"
+_FORMAT = argparse.RawDescriptionHelpFormatter
+EXIT_CODES = "exit codes: 0 success, 1 runtime failure (bag, model, server), 2 usage or config error"
+
+
+def add_run_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``replay``, ``eval`` and ``demo`` on the ``spotvlm`` parser."""
+    replay = sub.add_parser(
+        "replay",
+        help="run the SpotVLM loop on a bag (no ROS needed); writes an output bag",
+        formatter_class=_FORMAT,
+        description="Replay a rosbag2 bag (MCAP or sqlite3) through the SpotVLM loop: the edge SVLM answers\n"
+        "the newest frame (latest wins) with context from late LVLM answers to keyframes.\n"
+        "simulated clock: cloud delays drawn from latency.profile under seed, SVLM step =\n"
+        "edge.step_time_s (or measured); deterministic. realtime clock: wall clock, real latencies.\n"
+        "Writes OUT/bag (answers, contexts, detections, markers, focus images beside the input\n"
+        "frames), OUT/records.jsonl and OUT/summary.json.",
+        epilog="example: spotvlm replay rosbags/demo --set edge.backend=zero --set cloud.backend=zero\n"
+        + EXIT_CODES,
+    )
+    replay.add_argument("bag", type=Path, metavar="BAG", help="bag directory (or a single .mcap/.db3 file)")
+    replay.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
+    replay.add_argument("--clock", choices=("simulated", "realtime"), default="simulated", help="(simulated)")
+    replay.add_argument("--out", type=Path, default=Path("out/replay"), help="output folder (out/replay)")
+    replay.add_argument("--no-output", action="store_true", help="write nothing, print the summary only")
+    replay.add_argument("--max-frames", type=int, default=0, help="stop after N camera messages (0 = all)")
+    replay.add_argument("--rate", type=float, default=1.0, help="realtime playback speed factor (1.0)")
+    replay.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+    replay.set_defaults(func=cmd_replay)
+
+    ev = sub.add_parser(
+        "eval",
+        help="compare SpotVLM with its baselines on an annotated bag",
+        formatter_class=_FORMAT,
+        description="Evaluate modes x latency profiles x tasks on a bag with ground truth\n"
+        "(BAG/annotations.jsonl), on the simulated clock. Modes: " + ", ".join(EVAL_MODES) + ".\n"
+        "Metrics: VQA normalized exact match, caption ROUGE-L and BLEU, grounding acc@IoU0.5 and\n"
+        "mean IoU, per-frame latency p50/p95/p99 and deadline misses, context age, LVLM requests\n"
+        "and bytes. Prints a table per profile; writes OUT/report.md, OUT/results.json and PNG plots.",
+        epilog="example: spotvlm eval rosbags/demo --modes svlm,spotvlm --tasks vqa "
+        "--profile constant:delay=0.5 --max-frames 50\n" + EXIT_CODES,
+    )
+    ev.add_argument("bag", type=Path, metavar="BAG", help="bag directory with annotations.jsonl")
+    ev.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
+    ev.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder (out/eval)")
+    ev.add_argument("--modes", default="", help="comma-separated modes (default: eval.modes)")
+    ev.add_argument("--tasks", default="", help="comma-separated tasks: vqa,caption,grounding (eval.tasks)")
+    ev.add_argument(
+        "--profile", action="append", metavar="SPEC", help="latency profile (repeatable; latency.profiles)"
+    )
+    ev.add_argument(
+        "--questions", default="", help="VQA/grounding ids to ask, e.g. light,cars (default: all)"
+    )
+    ev.add_argument("--max-frames", type=int, default=0, help="camera messages per run (eval.max_frames)")
+    ev.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+    ev.set_defaults(func=cmd_eval)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the embedded demo: replay + evaluation on the demo bag (no ROS, no GPU, no network)",
+        formatter_class=_FORMAT,
+        description="Replay the demo bag (rosbags/demo, or a generated synthetic bag) on the simulated\n"
+        f"clock with a fluctuating cloud delay ({DEMO_PROFILE}), then evaluate every\n"
+        "mode on it. Prints the table of modes; writes OUT/report.md, OUT/results.json, plots and\n"
+        "OUT/replay/ (output bag, records, summary). Demo settings can be changed with --set.",
+        epilog="example: spotvlm demo --set eval.max_frames=80\n" + EXIT_CODES,
+    )
+    demo.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (out/demo)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+    demo.set_defaults(func=cmd_demo)

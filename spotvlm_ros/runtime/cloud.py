@@ -1,0 +1,356 @@
+"""The cloud side of the loop: keyframes out, late LVLM answers into the context store, never blocking.
+
+:class:`CloudClient` sees every frame. Its :class:`~spotvlm_ros.core.keyframes.KeyframePolicy` picks
+keyframes; each one is JPEG-encoded (the bytes a real link would carry), sent through a dispatcher and,
+when the answer arrives, stored as an :class:`LvlmResult` keyed by the keyframe's stamp. Requests past
+``keyframes.timeout_s`` are cancelled and their slot freed; late or failed answers are counted, never
+waited for. An out-of-order answer (older keyframe than the newest held) never replaces a newer one.
+
+Dispatchers decide *when* an answer arrives, so the same client runs under both clocks:
+
+- :class:`SimulatedDispatcher`: the LVLM runs at once (its compute is part of the modelled delay) and the
+  answer is delivered at ``send time + latency model delay + cloud.step_time_s`` on the virtual clock.
+- :class:`ThreadDispatcher`: the LVLM runs in a worker thread (a local model, or an HTTP backend); the
+  answer is delivered when it is ready, on the wall clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..core.config import SpotVlmConfig
+from ..core.context_store import ContextStore
+from ..core.keyframes import KeyframePolicy
+from ..core.latency import LatencyModel
+from ..core.types import NS_PER_S, Frame, LvlmResult, Region, s_to_ns
+from ..models.base import BackendError, Generation, VlmBackend
+from .clock import Clock, Timer
+from .image_codec import decode_compressed, encode_jpeg
+
+LOG = logging.getLogger("spotvlm.cloud")
+
+ResultCallback = Callable[[LvlmResult, int, bool], None]
+"""Called with (result, receive stamp ns, accepted as the newest context)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keyframe:
+    """One encoded keyframe on its way to the LVLM."""
+
+    request_id: str
+    frame: Frame
+    jpeg: bytes
+    send_ns: int
+
+
+class LvlmQuery:
+    """How a keyframe becomes an LVLM call: prompt, image as the cloud sees it, regions in frame pixels."""
+
+    def __init__(
+        self, backend: VlmBackend, config: SpotVlmConfig, task: str, prompt: str, want_regions: bool
+    ):
+        self.backend = backend
+        self.task = task
+        self.prompt = prompt
+        self.want_regions = want_regions
+        self.system_prompt = config.system_prompt
+        self.max_new_tokens = config.cloud.max_new_tokens
+        self.jpeg_quality = config.keyframes.jpeg_quality
+        self.max_image_side = min(config.keyframes.max_image_side, config.cloud.image_max_side)
+
+    def encode(self, frame: Frame) -> bytes:
+        """The keyframe as the JPEG a real link would carry."""
+        return encode_jpeg(frame.image, quality=self.jpeg_quality, max_side=self.max_image_side)
+
+    def messages(self) -> list[dict]:
+        text = self.prompt  # the backend adds the grounding instruction when regions are wanted
+        return [
+            {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]},
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]},
+        ]
+
+    def generate(self, keyframe: Keyframe) -> Generation:
+        """Run the LVLM on the decoded JPEG; raises BackendError."""
+        image = decode_compressed(keyframe.jpeg)
+        generation = self.backend.generate(
+            self.messages(), [image], max_new_tokens=self.max_new_tokens, want_regions=self.want_regions
+        )
+        sx = keyframe.frame.width / image.shape[1]
+        sy = keyframe.frame.height / image.shape[0]
+        if generation.regions and (sx != 1.0 or sy != 1.0):
+            regions = tuple(Region(r.box.scale(sx, sy), r.label, r.score) for r in generation.regions)
+            generation = Generation(
+                generation.text,
+                regions,
+                generation.prompt_tokens,
+                generation.image_tokens,
+                generation.seconds,
+                generation.region_error,
+                generation.cached_prefix_tokens,
+            )
+        return generation
+
+    def result(self, keyframe: Keyframe, generation: Generation, round_trip_s: float) -> LvlmResult:
+        frame = keyframe.frame
+        return LvlmResult(
+            request_id=keyframe.request_id,
+            stamp_ns=frame.stamp_ns,
+            task=self.task,
+            prompt=self.prompt,
+            text=generation.text,
+            regions=generation.regions,
+            image_size=(frame.width, frame.height),
+            model=self.backend.name,
+            round_trip_s=round_trip_s,
+            frame_id=frame.frame_id,
+        )
+
+
+Done = Callable[[Generation | None, str, float], None]
+"""Delivery of one request: (generation or None, error text, round-trip seconds)."""
+
+
+class Dispatcher(Protocol):
+    """Runs LVLM calls and delivers their answers at the right time of its clock."""
+
+    def submit(self, request_id: str, call: Callable[[], Generation], done: Done) -> None: ...
+
+    def cancel(self, request_id: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DelaySampler:
+    """Simulated round trip of a request sent now: latency model delay + fixed cloud compute seconds.
+
+    ``origin_ns`` is the stream time that counts as t = 0 for time-dependent models (spikes, traces).
+    """
+
+    def __init__(self, clock: Clock, latency: LatencyModel, extra_s: float = 0.0, origin_ns: int = 0):
+        self.clock = clock
+        self.latency = latency
+        self.extra_s = extra_s
+        self.origin_ns = origin_ns
+
+    @property
+    def mean_s(self) -> float:
+        return float(self.latency.mean_s) + self.extra_s
+
+    def __call__(self) -> float:
+        send_s = (self.clock.now_ns() - self.origin_ns) / NS_PER_S
+        return max(0.0, float(self.latency.sample(send_s))) + self.extra_s
+
+
+class SimulatedDispatcher:
+    """Virtual time: run the call now, deliver after a :class:`DelaySampler` delay."""
+
+    def __init__(self, clock: Clock, delay: DelaySampler):
+        self.clock = clock
+        self.delay = delay
+        self._timers: dict[str, Timer] = {}
+
+    def submit(self, request_id: str, call: Callable[[], Generation], done: Done) -> None:
+        delay = self.delay()
+        try:
+            generation, error = call(), ""
+        except BackendError as err:
+            generation, error = None, str(err) or type(err).__name__
+
+        def deliver() -> None:
+            self._timers.pop(request_id, None)
+            done(generation, error, delay)
+
+        self._timers[request_id] = self.clock.call_at(self.clock.now_ns() + s_to_ns(delay), deliver)
+
+    def cancel(self, request_id: str) -> None:
+        timer = self._timers.pop(request_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+
+class ThreadDispatcher:
+    """Wall time: run calls in worker threads; the answer is delivered from the worker when ready."""
+
+    def __init__(self, clock: Clock, max_workers: int = 1, cancel_backend: Callable[[], None] | None = None):
+        self.clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="spotvlm-lvlm")
+        self._futures: dict[str, Future] = {}
+        self._lock = threading.Lock()
+        self._cancel_backend = cancel_backend
+
+    def submit(self, request_id: str, call: Callable[[], Generation], done: Done) -> None:
+        sent_ns = self.clock.now_ns()
+
+        def run() -> None:
+            try:
+                generation, error = call(), ""
+            except BackendError as err:
+                generation, error = None, str(err) or type(err).__name__
+            except Exception as err:  # a broken backend must not kill the worker silently
+                LOG.exception("LVLM request %s failed", request_id)
+                generation, error = None, f"{type(err).__name__}: {err}"
+            with self._lock:
+                if self._futures.pop(request_id, None) is None:
+                    return  # cancelled meanwhile
+            done(generation, error, (self.clock.now_ns() - sent_ns) / NS_PER_S)
+
+        with self._lock:
+            self._futures[request_id] = self._pool.submit(run)
+
+    def cancel(self, request_id: str) -> None:
+        with self._lock:
+            future = self._futures.pop(request_id, None)
+        if future is not None and not future.cancel() and self._cancel_backend is not None:
+            self._cancel_backend()  # already running: ask the backend to abort (HTTP backends can)
+
+    def close(self) -> None:
+        with self._lock:
+            pending = list(self._futures)
+        for request_id in pending:
+            self.cancel(request_id)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class CloudStats:
+    """What the cloud client did during a run."""
+
+    requests: int = 0
+    bytes_sent: int = 0
+    results: int = 0
+    accepted: int = 0
+    out_of_order: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    cancelled: int = 0
+    round_trips_s: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "requests": self.requests,
+            "bytes_sent": self.bytes_sent,
+            "results": self.results,
+            "accepted": self.accepted,
+            "out_of_order": self.out_of_order,
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "cancelled_at_end": self.cancelled,
+        }
+
+
+class CloudClient:
+    """Keyframe policy -> LVLM request -> context store; every method returns without waiting."""
+
+    def __init__(
+        self,
+        query: LvlmQuery,
+        store: ContextStore,
+        clock: Clock,
+        dispatcher: Dispatcher,
+        policy: KeyframePolicy,
+        timeout_s: float,
+        on_result: ResultCallback | None = None,
+    ):
+        self.query = query
+        self.store = store
+        self.clock = clock
+        self.dispatcher = dispatcher
+        self.policy = policy
+        self.timeout_ns = s_to_ns(timeout_s)
+        self.on_result = on_result
+        self.stats = CloudStats()
+        self._lock = threading.RLock()
+        self._count = 0
+        self._pending: dict[str, Keyframe] = {}
+        self._timers: dict[str, Timer] = {}
+
+    def on_frame(self, frame: Frame) -> str:
+        """Offer a frame; returns the request id when it was sent as a keyframe, else ``""``."""
+        now = self.clock.now_ns()
+        with self._lock:
+            self.expire(now)
+            if not self.policy.should_send(frame.stamp_ns, frame.image, now):
+                return ""
+            self._count += 1
+            request_id = f"{self.query.task}-{self._count}"
+            keyframe = Keyframe(request_id, frame, self.query.encode(frame), now)
+            self.policy.on_sent(request_id, now)
+            self._pending[request_id] = keyframe
+            self.stats.requests += 1
+            self.stats.bytes_sent += len(keyframe.jpeg)
+            self._timers[request_id] = self.clock.call_at(now + self.timeout_ns, self._expire_now)
+        self.dispatcher.submit(
+            request_id,
+            lambda: self.query.generate(keyframe),
+            lambda g, e, rt: self._deliver(keyframe, g, e, rt),
+        )
+        return request_id
+
+    def _expire_now(self) -> None:
+        self.expire(self.clock.now_ns())
+
+    def expire(self, now_ns: int) -> list[str]:
+        """Cancel requests past the timeout; returns their ids."""
+        with self._lock:
+            expired = self.policy.expired(now_ns)
+            for request_id in expired:
+                if self._pending.pop(request_id, None) is not None:
+                    self.stats.timeouts += 1
+                    self._drop_timer(request_id)
+                    self.dispatcher.cancel(request_id)
+        if expired:
+            LOG.info("LVLM request(s) %s timed out and were cancelled", ", ".join(expired))
+        return expired
+
+    def _drop_timer(self, request_id: str) -> None:
+        timer = self._timers.pop(request_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _deliver(
+        self, keyframe: Keyframe, generation: Generation | None, error: str, round_trip_s: float
+    ) -> None:
+        receive_ns = self.clock.now_ns()
+        with self._lock:
+            if self._pending.pop(keyframe.request_id, None) is None:
+                return  # timed out (and cancelled) before it arrived
+            self._drop_timer(keyframe.request_id)
+            self.policy.on_done(keyframe.request_id)
+            if generation is None:
+                self.stats.errors += 1
+                LOG.warning("LVLM request %s failed: %s", keyframe.request_id, error)
+                return
+            result = self.query.result(keyframe, generation, round_trip_s)
+            accepted = self.store.add(result)
+            self.stats.results += 1
+            self.stats.round_trips_s.append(round_trip_s)
+            if accepted:
+                self.stats.accepted += 1
+            else:
+                self.stats.out_of_order += 1
+        if self.on_result is not None:
+            self.on_result(result, receive_ns, accepted)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def close(self) -> None:
+        """Cancel everything in flight and stop the dispatcher."""
+        with self._lock:
+            for request_id in list(self._pending):
+                self._drop_timer(request_id)
+            self.stats.cancelled += len(self._pending)
+            self._pending.clear()
+        self.dispatcher.close()

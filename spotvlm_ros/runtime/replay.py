@@ -1,0 +1,252 @@
+"""``spotvlm replay``: a bag in, the SpotVLM loop on a chosen clock, an output bag and JSONL records out.
+
+The loop is the one the ROS nodes run: :class:`EdgeRuntime` on the newest frame (latest wins) and a
+:class:`CloudClient` sending keyframes to the LVLM. ``clock="simulated"`` replays on the virtual clock
+(cloud delays from ``latency.profile`` under ``seed``; SVLM busy for ``edge.step_time_s`` or its measured
+time), ``clock="realtime"`` on the wall clock with real model and network latency. With ``out_dir`` the
+run writes ``out_dir/bag`` (input frames copied, answers, contexts, detections, markers, focus images),
+``out_dir/records.jsonl`` and ``out_dir/summary.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.config import SpotVlmConfig
+from ..core.context_store import ContextStore
+from ..core.keyframes import KeyframePolicy
+from ..core.latency import parse_latency_profile
+from ..core.metrics import age_stats, latency_stats
+from ..core.types import Frame, LvlmResult
+from ..models.base import VlmBackend
+from ..models.factory import create_backend
+from .bag_reader import BagFrame, open_camera_bag
+from .bag_writer import OutputBag
+from .clock import SimulatedClock, WallClock
+from .cloud import CloudClient, DelaySampler, LvlmQuery, SimulatedDispatcher, ThreadDispatcher
+from .edge import EdgeRuntime
+from .events import Answered, FrameRecord, RunLog
+from .realtime import RealtimeRunner
+from .simulator import Simulator
+
+CLOCKS = ("simulated", "realtime")
+
+
+class BagSink:
+    """Writes a run's events into an :class:`OutputBag` and its JSONL records (thread-safe)."""
+
+    def __init__(self, bag: OutputBag):
+        self.bag = bag
+        self._lock = threading.Lock()
+
+    def on_input(self, item: BagFrame) -> None:
+        with self._lock:
+            if item.frame is not None:
+                self.bag.write_frame(item)
+            else:
+                self.bag.write_record(
+                    {"type": "unreadable", "index": item.index, "log_ns": item.log_ns, "error": item.error}
+                )
+
+    def on_answer(self, answered: Answered) -> None:
+        record = FrameRecord(
+            answered.step.answer,
+            answered.start_ns,
+            answered.finish_ns,
+            answered.latency_s,
+            answered.step.error,
+        )
+        with self._lock:
+            self.bag.write_answer(answered.step.answer, answered.finish_ns, answered.frame)
+            self.bag.write_record({"type": "answer", **record.to_json()})
+
+    def on_skip(self, frame: Frame) -> None:
+        with self._lock:
+            self.bag.write_record({"type": "skip", "stamp_ns": frame.stamp_ns})
+
+    def on_context(self, result: LvlmResult, receive_ns: int, accepted: bool) -> None:
+        with self._lock:
+            self.bag.write_context(result, receive_ns)
+            self.bag.write_record(
+                {
+                    "type": "context",
+                    "request_id": result.request_id,
+                    "stamp_ns": result.stamp_ns,
+                    "receive_ns": receive_ns,
+                    "accepted": accepted,
+                    "text": result.text,
+                    "regions": len(result.regions),
+                    "round_trip_s": result.round_trip_s,
+                }
+            )
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did; ``to_json`` is what ``summary.json`` holds."""
+
+    bag: str
+    topic: str
+    clock: str
+    task: str
+    edge_model: str
+    cloud_model: str
+    counts: dict[str, Any]
+    latency: dict[str, Any]
+    context_age: dict[str, Any]
+    cloud: dict[str, Any]
+    read: dict[str, Any]
+    wall_s: float
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def frames_per_s(self) -> float:
+        """Camera messages processed per wall second."""
+        return self.counts["messages"] / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_json(self, include_wall_time: bool = True) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        if include_wall_time:
+            data["frames_per_s"] = self.frames_per_s
+        else:
+            del data["wall_s"]
+        return data
+
+    def lines(self) -> list[str]:
+        """A short human-readable account."""
+        c, lat, age, cloud = self.counts, self.latency, self.context_age, self.cloud
+        return [
+            f"replayed {self.bag} ({self.topic}) on the {self.clock} clock, task {self.task}",
+            f"  models: edge {self.edge_model}, cloud {self.cloud_model}",
+            f"  frames: {c['messages']} messages, {c['answered']} answered, "
+            f"{c['skipped_latest_wins']} skipped (latest wins), {c['unreadable']} unreadable "
+            f"{c['unreadable_by_reason'] or ''}".rstrip(),
+            f"  latency: p50 {lat['p50_s'] * 1000:.0f} ms, p95 {lat['p95_s'] * 1000:.0f} ms, "
+            f"{lat['deadline_misses']} over the {lat['deadline_s']} s deadline",
+            f"  context: {age['with_context']}/{age['frames']} answers used LVLM context, mean age "
+            f"{age['mean_s']:.2f} s",
+            f"  cloud: {cloud['requests']} requests, {cloud['bytes_sent'] / 1e6:.2f} MB sent, "
+            f"{cloud['accepted']} contexts accepted, {cloud['out_of_order']} out of order, "
+            f"{cloud['timeouts']} timed out, {cloud['errors']} failed",
+            f"  wall time {self.wall_s:.2f} s ({self.frames_per_s:.1f} frames/s)",
+        ]
+
+
+def replay_bag(
+    bag: str | Path,
+    config: SpotVlmConfig,
+    *,
+    clock: str = "simulated",
+    out_dir: str | Path | None = None,
+    max_frames: int = 0,
+    rate: float = 1.0,
+    edge_backend: VlmBackend | None = None,
+    cloud_backend: VlmBackend | None = None,
+    focus_image_every: int = 1,
+    advance: Callable[[int], None] | None = None,
+) -> ReplaySummary:
+    """Replay ``bag`` through the SpotVLM loop; backends default to the ones ``config`` names."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
+    started = time.perf_counter()
+    edge_backend = edge_backend or create_backend(config.edge, "edge")
+    cloud_backend = cloud_backend or create_backend(config.cloud, "cloud")
+    out = Path(out_dir) if out_dir is not None else None
+    with open_camera_bag(bag, config.camera.topic) as camera:
+        source = iter(camera)
+        if max_frames:
+            source = itertools.islice(source, max_frames)
+        first = next(source, None)
+        origin = first.stamp_ns if first is not None else 0
+        items = itertools.chain([first], source) if first is not None else iter(())
+        if advance is not None:
+            items = _counting(items, advance)
+        output = None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            output = OutputBag(
+                out / "bag",
+                input_topic=camera.topic,
+                input_msgtype=camera.msgtype,
+                records_path=out / "records.jsonl",
+                focus_image_every=focus_image_every,
+            )
+            output.open()
+        log = RunLog(sinks=[BagSink(output)] if output is not None else [])
+        try:
+            cloud, answerer, runner = _assemble(config, clock, origin, rate, edge_backend, cloud_backend, log)
+            runner.run(items)
+        finally:
+            if output is not None:
+                output.close()
+        read = camera.stats.as_dict()
+    wall = time.perf_counter() - started
+    records = log.answered
+    summary = ReplaySummary(
+        bag=str(bag),
+        topic=camera.topic,
+        clock=clock,
+        task=config.task,
+        edge_model=edge_backend.name,
+        cloud_model=cloud_backend.name,
+        counts=log.counts(),
+        latency=latency_stats([r.latency_s for r in records], config.eval.deadline_s).to_json(),
+        context_age=age_stats([r.answer.context_age_s for r in records]).to_json(),
+        cloud=cloud.stats.to_json(),
+        read=read,
+        wall_s=wall,
+    )
+    if out is not None:
+        summary.outputs = {"bag": str(out / "bag"), "records": str(out / "records.jsonl")}
+        summary.outputs["summary"] = str(out / "summary.json")
+        (out / "summary.json").write_text(
+            json.dumps(summary.to_json(), indent=1, sort_keys=True, default=str)
+        )
+    return summary
+
+
+def _counting(items, advance: Callable[[int], None]):
+    for item in items:
+        advance(1)
+        yield item
+
+
+def _assemble(
+    config: SpotVlmConfig,
+    clock_name: str,
+    origin: int,
+    rate: float,
+    edge_backend: VlmBackend,
+    cloud_backend: VlmBackend,
+    log: RunLog,
+) -> tuple[CloudClient, EdgeRuntime, Simulator | RealtimeRunner]:
+    store = ContextStore.from_config(config.context)
+    want_regions = config.task == "grounding" or config.focus.mode != "off"
+    query = LvlmQuery(cloud_backend, config, config.task, config.prompt, want_regions)
+    policy = KeyframePolicy(config.keyframes)
+    if clock_name == "simulated":
+        clock = SimulatedClock(origin)
+        latency = parse_latency_profile(config.latency.profile, seed=config.seed)
+        dispatcher = SimulatedDispatcher(
+            clock, DelaySampler(clock, latency, config.cloud.step_time_s, origin)
+        )
+        step_time = config.edge.step_time_s
+    else:
+        clock = WallClock(rate)
+        cancel = getattr(cloud_backend, "cancel", None)
+        dispatcher = ThreadDispatcher(
+            clock, max_workers=config.keyframes.max_in_flight, cancel_backend=cancel
+        )
+        step_time = 0.0
+    cloud = CloudClient(query, store, clock, dispatcher, policy, config.keyframes.timeout_s, log.on_context)
+    edge = EdgeRuntime(edge_backend, config, store, step_time_s=step_time)
+    if isinstance(clock, SimulatedClock):
+        return cloud, edge, Simulator(edge, clock, log, cloud)
+    return cloud, edge, RealtimeRunner(edge, clock, log, cloud)

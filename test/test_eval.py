@@ -1,0 +1,147 @@
+"""Evaluation: modes x profiles x tasks on a generated bag, scoring rules, report outputs, determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from spotvlm_ros.core.config import load_config
+from spotvlm_ros.core.types import EdgeAnswer
+from spotvlm_ros.models.zero import ZeroCostBackend
+from spotvlm_ros.runtime.eval.modes import MODES, mode_config
+from spotvlm_ros.runtime.eval.plots import write_plots
+from spotvlm_ros.runtime.eval.report import markdown_report, results_json, summary_rows
+from spotvlm_ros.runtime.eval.runner import EvalError, EvalPlan, prepare_eval, run_eval
+from spotvlm_ros.runtime.eval.tasks import held_answers
+from spotvlm_ros.runtime.events import FrameRecord
+from spotvlm_ros.runtime.make_bag import make_synthetic_bag
+
+ZERO = {"edge.backend": "zero", "cloud.backend": "zero", "edge.step_time_s": 0.1}
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bags") / "clip"
+    make_synthetic_bag(path, frames=30, width=160, height=120, seed=7)
+    return path
+
+
+def _evaluate(bag, plan: EvalPlan, cloud_answer: str = "unknown", **overrides):
+    config = load_config(None, {**ZERO, **overrides})
+    setup = prepare_eval(bag, config, plan)
+    return run_eval(setup, ZeroCostBackend("zero:edge"), ZeroCostBackend("zero:cloud", answer=cloud_answer))
+
+
+def test_mode_configs_switch_context_focus_and_replacement():
+    config = load_config(None)
+    assert not mode_config(config, MODES["svlm"]).context.enabled
+    assert mode_config(config, MODES["spotvlm_no_focus"]).focus.mode == "off"
+    assert mode_config(config, MODES["spotvlm_no_replacement"]).context.replacement is False
+    spot = mode_config(config, MODES["spotvlm"])
+    assert spot.context.enabled and spot.context.replacement and spot.focus.mode == config.focus.mode
+
+
+def test_all_modes_run_and_use_the_cloud_as_they_should(bag):
+    plan = EvalPlan(profiles=["constant:delay=0.3"], tasks=["vqa"], questions=["light"])
+    results = _evaluate(bag, plan, **{"eval.deadline_s": 0.5})
+    by_mode = {r.mode: r for r in results.runs}
+    assert set(by_mode) == set(MODES) and results.frames == 30
+    assert by_mode["svlm"].cloud["requests"] == 0
+    assert by_mode["svlm"].counts["answered"] == 30  # 0.1 s steps keep up with 10 Hz
+    blocking = by_mode["lvlm_blocking"]
+    assert blocking.cloud["requests"] == 30 and blocking.latency.p50_s == pytest.approx(0.3)
+    assert by_mode["offload"].cloud["cloud_fraction"] == 1.0  # 0.3 s fits the 0.5 s deadline
+    assert by_mode["lvlm"].latency.max_s == 0.0 and by_mode["lvlm"].age.mean_s >= 0.3
+    assert 0 < by_mode["spotvlm"].cloud["requests"] < 30
+    assert by_mode["spotvlm"].age.with_context > 0
+
+
+def test_offload_falls_back_to_the_svlm_when_the_cloud_is_too_slow(bag):
+    plan = EvalPlan(modes=["offload"], profiles=["constant:delay=2.0"], tasks=["vqa"], questions=["light"])
+    (run,) = _evaluate(bag, plan, **{"eval.deadline_s": 0.5}).runs
+    assert run.cloud["cloud_fraction"] == 0.0 and run.cloud["requests"] == 0
+    assert run.cloud["pings"] >= 2  # it keeps measuring the cloud
+    assert run.latency.max_s == pytest.approx(0.1)
+
+
+def test_scores_follow_the_answers(bag):
+    """A cloud always giving the commonest light state: blocking EM = its share; the SVLM never says it."""
+    plan = EvalPlan(
+        modes=["svlm", "lvlm_blocking", "spotvlm"],
+        profiles=["constant:delay=0"],
+        tasks=["vqa"],
+        questions=["light"],
+    )
+    setup = prepare_eval(bag, load_config(None, ZERO), plan)
+    truths = [a.answer("light") for a in setup.annotations.items.values() if a.answer("light") is not None]
+    common = max(sorted(set(truths)), key=truths.count)
+    share = truths.count(common) / len(truths)
+    results = _evaluate(bag, plan, cloud_answer=common, **{"eval.deadline_s": 0.5})
+    (light,) = results.items
+    profile = plan.profiles[0]
+    assert results.run(profile, light, "lvlm_blocking").metrics["exact_match"] == pytest.approx(share)
+    assert results.run(profile, light, "svlm").metrics["exact_match"] == 0.0
+    # zero-delay cloud: spotvlm's echoing SVLM carries the fresh answer on every frame
+    assert results.run(profile, light, "spotvlm").metrics["exact_match"] == pytest.approx(share)
+
+
+def test_skipped_frames_are_scored_with_the_answer_held_at_their_time():
+    def record(stamp, latency, text):
+        return FrameRecord(EdgeAnswer(stamp, "vqa", text), stamp, stamp + latency, latency / 1e9)
+
+    records = [record(0, 250, "a"), record(200, 300, "b")]  # "b" is ready at 500 ns
+    held = held_answers([0, 100, 200, 300, 600], records)
+    assert [(s, a.text if a else None) for s, a in held] == [
+        (0, "a"),
+        (100, None),
+        (200, "b"),
+        (300, "a"),
+        (600, "b"),
+    ]
+
+
+def test_same_seed_same_numbers_and_report_outputs(bag, tmp_path):
+    profiles = ["lognormal:mean=0.8,sigma=0.8", "gilbert:good=0.2,bad=2.0,p_gb=0.2,p_bg=0.3"]
+    plan = EvalPlan(profiles=profiles, questions=["light"])
+    first = _evaluate(bag, plan, **{"eval.max_frames": 20})
+    second = _evaluate(bag, plan, **{"eval.max_frames": 20})
+    rows = summary_rows(first)
+    assert results_json(first, rows) == results_json(second, summary_rows(second))
+    assert len(rows) == 2 * len(MODES) and first.frames == 20
+    data = json.loads(results_json(first, rows))
+    assert {r["mode"] for r in data["summary"]} == set(MODES)
+    assert {r["task"] for r in data["runs"]} == {"vqa", "caption", "grounding"}
+    report = markdown_report(first, rows)
+    assert report.count("| spotvlm |") == 2 and "latest frame wins" in report
+    plots = write_plots(first, rows, tmp_path)
+    assert sorted(p.name for p in plots) == ["accuracy_vs_delay.png", "context_age.png", "latency_cdf.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in plots)
+    assert not any(isinstance(v, float) and math.isnan(v) for v in _leaves(data))
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def test_bad_plans_are_clear_errors(bag, tmp_path):
+    config = load_config(None, ZERO)
+    with pytest.raises(EvalError, match="unknown mode"):
+        prepare_eval(bag, config, EvalPlan(modes=["magic"]))
+    with pytest.raises(EvalError, match="nothing for tasks"):
+        prepare_eval(bag, config, EvalPlan(questions=["no-such-id"], tasks=["vqa"]))
+    with pytest.raises(ValueError):
+        prepare_eval(bag, config, EvalPlan(profiles=["warp:speed=9"]))
+    unannotated = tmp_path / "plain"
+    make_synthetic_bag(unannotated, frames=2, width=32, height=24)
+    (unannotated / "annotations.jsonl").unlink()
+    with pytest.raises(EvalError, match="no ground truth"):
+        prepare_eval(unannotated, config)
