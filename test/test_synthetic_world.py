@@ -177,6 +177,9 @@ def test_ground_truth_objects_are_clipped_and_leave_when_out_of_view():
     visible = visible_objects(objects, W, H)
     assert [obj.ident for obj, _ in visible] == [1, 4]
     assert visible[1][1] == Box(600, 200, W, 260)
+    # a near car mostly out of view still counts when what is in view is large (here 80 x 110 px)
+    big = SceneObject("car", 6, 12.0, Box(560, 215, 960, 325))
+    assert [obj.ident for obj, _ in visible_objects([big], W, H)] == [6]
     for seed in range(3):
         for annotation in generate_annotations(seed, 120):
             for item in annotation.grounding:

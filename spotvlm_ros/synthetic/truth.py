@@ -29,7 +29,8 @@ GROUNDING = {  # id -> (query, label)
     "car": ("the nearest car", "car"),
     "pedestrian": ("the pedestrian", "pedestrian"),
 }
-MIN_VISIBLE_FRACTION = 0.25
+MIN_VISIBLE_FRACTION = 0.25  # of the object's box, unoccluded and inside the frame, to count it
+MIN_VISIBLE_FRAME_SHARE = 0.01  # ... or this share of the frame: a near object half out of view counts
 BOX_DECIMALS = 2
 
 
@@ -39,6 +40,7 @@ def _pixel_span(box: Box) -> tuple[int, int, int, int]:
 
 def visible_objects(objects: Iterable[SceneObject], width: int, height: int) -> list[tuple[SceneObject, Box]]:
     """Objects that are visible enough, nearest first, each with its box clipped to the frame."""
+    frame_share = MIN_VISIBLE_FRAME_SHARE * width * height
     ordered = sorted(objects, key=lambda o: o.depth)
     visible = []
     for index, obj in enumerate(ordered):
@@ -50,7 +52,7 @@ def visible_objects(objects: Iterable[SceneObject], width: int, height: int) -> 
         for nearer in ordered[:index]:
             nx1, ny1, nx2, ny2 = _pixel_span(nearer.box.clip(width, height))
             free[max(ny1 - y1, 0) : max(ny2 - y1, 0), max(nx1 - x1, 0) : max(nx2 - x1, 0)] = False
-        if np.count_nonzero(free) >= MIN_VISIBLE_FRACTION * obj.box.area:
+        if np.count_nonzero(free) >= min(MIN_VISIBLE_FRACTION * obj.box.area, frame_share):
             visible.append((obj, clipped))
     return visible
 
