@@ -250,3 +250,26 @@ def test_token_counting_from_another_thread_during_generate(tiny_model_factory) 
         assert len(counts) == 1 and all(size > 0 for size in sizes)
     finally:
         backend.close()
+
+
+def test_qwen2_5_vl_regions_map_from_the_model_input_to_frame_pixels(tiny_model_factory) -> None:
+    from spotvlm_ros.models.grounding import parse_regions
+    from spotvlm_ros.models.hf_local import model_input_size
+
+    backend = HfLocalBackend(tiny_model_factory("qwen2_5_vl"), image_max_side=448)
+    try:
+        frame = np.zeros((480, 640, 3), np.uint8)
+        fitted = fit_image(frame, backend.image_max_side)
+        inputs = backend._encode(chat(1), [fitted])
+        size = model_input_size(inputs, backend.processor, fitted)
+        assert size == (448, 336)  # 640x480 -> 448x336 (image_max_side) -> 32x24 patches of 14 px
+        answer = '[{"bbox_2d": [112, 84, 224, 336], "label": "car"}]'
+        (region,) = parse_regions(answer, (640, 480), size, backend.coord_format).regions
+        assert region.box.as_tuple() == (160.0, 120.0, 320.0, 480.0) and region.label == "car"
+    finally:
+        backend.close()
+
+
+def test_each_family_reads_boxes_in_its_own_coordinates(backend) -> None:
+    expected = {"qwen2_5_vl": "qwen25_abs", "qwen2_vl": "qwen2_1000"}
+    assert backend.coord_format == expected.get(backend.model_type, "auto")

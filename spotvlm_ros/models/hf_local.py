@@ -193,7 +193,7 @@ class HfLocalBackend:
                 parsed = parse_regions(
                     text,
                     (images[0].shape[1], images[0].shape[0]),
-                    _model_input_size(inputs, self.processor, fitted[0]),
+                    model_input_size(inputs, self.processor, fitted[0]),
                     self.coord_format,
                 )
                 regions, region_error = parsed.regions, parsed.reason
@@ -300,7 +300,7 @@ def _greedy_config(base: Any) -> Any:
     return config
 
 
-def _model_input_size(inputs: dict[str, Any], processor: Any, fitted: np.ndarray) -> tuple[int, int]:
+def model_input_size(inputs: dict[str, Any], processor: Any, fitted: np.ndarray) -> tuple[int, int]:
     """(width, height) of the first image as the model saw it (Qwen-VL: its patch grid; else as fed)."""
     grid = inputs.get("image_grid_thw")
     patch = getattr(getattr(processor, "image_processor", None), "patch_size", None)
