@@ -1,0 +1,212 @@
+"""The LVLM server's logic without ROS: admit ``QueryLVLM`` goals, run the backend, build results.
+
+:meth:`LvlmService.admit` decides on a goal before any decoding: known task, a prompt, image bytes
+within ``server.max_image_bytes``, a JPEG/PNG header whose pixel count is within
+``server.max_image_pixels``, fewer than ``server.max_queued_goals`` goals running. It returns "" or the
+rejection reason (the node logs it and rejects). :meth:`LvlmService.run` decodes the image, runs the
+backend and returns an :class:`Outcome`: ``succeeded`` with the result dict (``QueryLVLM`` result
+layout, regions in pixels of the image the server got), ``canceled``, or ``aborted`` with the reason
+(undecodable image, backend error). Cancellation is honoured before and after generation, and during it
+for backends that can abort a request (the OpenAI-compatible HTTP backend).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.config import SpotVlmConfig
+from ..core.messages import header_stamp_ns, lvlm_result_to_msg
+from ..core.types import TASKS, LvlmResult
+from ..models.base import BackendError, VlmBackend
+from .diagnostics import ServerMonitor
+from .image_codec import ImageDecodeError, compressed_image_size, decode_compressed
+
+LOG = logging.getLogger("spotvlm.lvlm_service")
+
+SUCCEEDED, CANCELED, ABORTED = "succeeded", "canceled", "aborted"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a goal ended: status, the result dict and the seconds spent."""
+
+    status: str
+    result: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def error(self) -> str:
+        return str(self.result.get("error", ""))
+
+
+def goal_view(goal: Any) -> dict[str, Any]:
+    """A ``QueryLVLM`` goal message (rclpy or any object with its fields) as the dict ``admit``/``run`` read.
+
+    The image bytes are not copied: ``data`` is the message's own buffer.
+    """
+    image = goal.image
+    stamp = image.header.stamp
+    return {
+        "image": {
+            "header": {
+                "stamp": {"sec": stamp.sec, "nanosec": stamp.nanosec},
+                "frame_id": image.header.frame_id,
+            },
+            "format": image.format,
+            "data": image.data,
+        },
+        "task": goal.task,
+        "prompt": goal.prompt,
+        "want_regions": bool(goal.want_regions),
+        "max_new_tokens": int(goal.max_new_tokens),
+        "request_id": goal.request_id,
+    }
+
+
+def failed_result(error: str) -> dict[str, Any]:
+    """A ``QueryLVLM`` result dict for a goal that produced no answer."""
+    return {"success": False, "error": error}
+
+
+class LvlmService:
+    """One loaded LVLM backend serving goals; ``admit``/``run``/``cancel`` are thread-safe."""
+
+    def __init__(self, backend: VlmBackend, config: SpotVlmConfig, monitor: ServerMonitor | None = None):
+        self.backend = backend
+        self.config = config
+        self.monitor = monitor or ServerMonitor()
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._cancel = getattr(backend, "cancel", None)
+        self._takes_request_id = "request_id" in inspect.signature(backend.generate).parameters
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def check(self, goal: Mapping[str, Any]) -> str:
+        """Why ``goal`` cannot be served ("" when it can); no decoding, no state change."""
+        limits = self.config.server
+        task = str(goal.get("task", ""))
+        if task not in TASKS:
+            return f"unknown task {task!r}; expected one of {', '.join(TASKS)}"
+        if not str(goal.get("prompt", "")).strip():
+            return "empty prompt"
+        if not str(goal.get("request_id", "")):
+            return "empty request_id"
+        image = goal.get("image") or {}
+        data = image.get("data", b"")
+        if len(data) == 0:
+            return "no image data"
+        if len(data) > limits.max_image_bytes:
+            return f"image of {len(data)} bytes exceeds server.max_image_bytes={limits.max_image_bytes}"
+        size = compressed_image_size(data)
+        if size is None:
+            return f"image is not a JPEG or PNG stream (format {image.get('format', '')!r})"
+        width, height = size
+        if width <= 0 or height <= 0 or width * height > limits.max_image_pixels:
+            return (
+                f"image of {width}x{height} pixels exceeds server.max_image_pixels={limits.max_image_pixels}"
+            )
+        return ""
+
+    def admit(self, goal: Mapping[str, Any]) -> str:
+        """Check ``goal`` and reserve a slot for it; returns the rejection reason or ""."""
+        reason = self.check(goal)
+        if not reason:
+            with self._lock:
+                key = str(goal["request_id"])
+                if len(self._running) >= self.config.server.max_queued_goals:
+                    reason = f"busy: {len(self._running)} goal(s) running (server.max_queued_goals)"
+                elif key in self._running:
+                    reason = f"request id {key!r} is already running"
+                else:
+                    self._running.add(key)
+        self.monitor.count("rejected" if reason else "accepted")
+        return reason
+
+    def release(self, goal: Mapping[str, Any]) -> None:
+        """Free the slot :meth:`admit` reserved (``run`` does; call it when ``run`` is never called)."""
+        with self._lock:
+            self._running.discard(str(goal.get("request_id", "")))
+
+    def cancel(self, request_id: str) -> None:
+        """Ask the backend to abort ``request_id`` if it can (HTTP); others stop after generating."""
+        if self._cancel is not None and request_id:
+            self._cancel(request_id)
+
+    def messages(self, prompt: str) -> list[dict[str, Any]]:
+        """System prompt, then the image and the goal's prompt (the backend adds the grounding request)."""
+        return [
+            {"role": "system", "content": [{"type": "text", "text": self.config.system_prompt}]},
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]},
+        ]
+
+    def run(
+        self,
+        goal: Mapping[str, Any],
+        cancelled: Callable[[], bool] = lambda: False,
+        feedback: Callable[[str], None] = lambda text: None,
+    ) -> Outcome:
+        """Serve an admitted goal; never raises (errors become an aborted outcome with the reason)."""
+        start = time.perf_counter()
+        try:
+            outcome = self._run(goal, cancelled, feedback)
+        except Exception as err:  # a broken backend must not take the server down
+            LOG.exception("goal %s failed", goal.get("request_id", ""))
+            outcome = Outcome(ABORTED, failed_result(f"internal error: {type(err).__name__}: {err}"))
+        finally:
+            self.release(goal)
+        seconds = time.perf_counter() - start
+        self.monitor.finished(outcome.status, seconds, outcome.error)
+        return Outcome(outcome.status, outcome.result, seconds)
+
+    def _run(
+        self, goal: Mapping[str, Any], cancelled: Callable[[], bool], feedback: Callable[[str], None]
+    ) -> Outcome:
+        if cancelled():
+            return Outcome(CANCELED, failed_result("canceled before start"))
+        image_msg = goal["image"]
+        try:
+            image = decode_compressed(bytes(image_msg["data"]), str(image_msg.get("format", "")))
+        except ImageDecodeError as err:
+            return Outcome(ABORTED, failed_result(f"undecodable image: {err}"))
+        request_id = str(goal.get("request_id", ""))
+        max_new_tokens = int(goal.get("max_new_tokens", 0)) or self.config.cloud.max_new_tokens
+        extra = {"request_id": request_id} if self._takes_request_id and request_id else {}
+        try:
+            generation = self.backend.generate(
+                self.messages(str(goal["prompt"])),
+                [image],
+                max_new_tokens=max_new_tokens,
+                want_regions=bool(goal.get("want_regions", False)),
+                **extra,
+            )
+        except BackendError as err:
+            if cancelled():
+                return Outcome(CANCELED, failed_result("canceled"))
+            return Outcome(ABORTED, failed_result(f"backend error: {err}"))
+        if cancelled():
+            return Outcome(CANCELED, failed_result("canceled"))
+        feedback(generation.text)
+        header = image_msg["header"]
+        result = LvlmResult(
+            request_id=request_id,
+            stamp_ns=header_stamp_ns(header),
+            task=str(goal["task"]),
+            prompt=str(goal["prompt"]),
+            text=generation.text,
+            regions=generation.regions,
+            image_size=(int(image.shape[1]), int(image.shape[0])),
+            model=self.backend.name,
+            round_trip_s=generation.seconds,
+            frame_id=str(header.get("frame_id", "")),
+        )
+        return Outcome(SUCCEEDED, {"context": lvlm_result_to_msg(result), "success": True, "error": ""})
