@@ -290,7 +290,7 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
         help="compare SpotVLM with its baselines on an annotated bag",
         formatter_class=_FORMAT,
         description="Evaluate modes x latency profiles x tasks on a bag with ground truth\n"
-        "(BAG/annotations.jsonl), on the simulated clock. Modes: " + ", ".join(EVAL_MODES) + ".\n"
+        "(BAG/annotations.jsonl), on the simulated clock. Modes:\n  " + ", ".join(EVAL_MODES) + ".\n"
         "Metrics: VQA normalized exact match, caption ROUGE-L and BLEU, grounding acc@IoU0.5 and\n"
         "mean IoU, per-frame latency p50/p95/p99 and deadline misses, context age, LVLM requests\n"
         "and bytes. Prints a table per profile; writes OUT/report.md, OUT/results.json and PNG plots.",
@@ -318,10 +318,11 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="the embedded demo: replay + evaluation on the demo bag (no ROS, no GPU, no network)",
         formatter_class=_FORMAT,
-        description="Replay the demo bag (rosbags/demo, or a generated synthetic bag) on the simulated\n"
-        f"clock with a fluctuating cloud delay ({DEMO_PROFILE}), then evaluate every\n"
-        "mode on it. Prints the table of modes; writes OUT/report.md, OUT/results.json, plots and\n"
-        "OUT/replay/ (output bag, records, summary). Demo settings can be changed with --set.",
+        description="Replay the demo bag (rosbags/demo, or a synthetic bag generated when it is missing) on\n"
+        "the simulated clock with a fluctuating two-state cloud delay, then evaluate every mode on it.\n"
+        "Prints the table of modes; writes OUT/report.md, OUT/results.json, plots and OUT/replay/\n"
+        "(output bag, records, summary).\n\nDemo settings (change any with --set KEY=VALUE):\n"
+        + "\n".join(f"  {key}: {value}" for key, value in DEMO_SETTINGS.items()),
         epilog="example: spotvlm demo --set eval.max_frames=80\n" + EXIT_CODES,
     )
     demo.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")

@@ -145,3 +145,9 @@ def test_bad_plans_are_clear_errors(bag, tmp_path):
     (unannotated / "annotations.jsonl").unlink()
     with pytest.raises(EvalError, match="no ground truth"):
         prepare_eval(unannotated, config)
+
+
+def test_a_partial_cloud_override_keeps_the_cloud_defaults():
+    config = load_config(None, {"cloud.backend": "zero"})  # as `--set cloud.backend=zero` does
+    assert config.cloud.backend == "zero"
+    assert (config.cloud.max_new_tokens, config.cloud.image_max_side) == (128, 896)

@@ -93,3 +93,12 @@ def test_realtime_replay_against_transformers_serve(bag, served_llava):
     assert summary.cloud["accepted"] >= 1  # real LVLM answers over HTTP landed in the store
     assert summary.latency["p95_s"] < 0.1  # the edge never waited on the server
     assert summary.wall_s < 60
+
+
+def test_realtime_edge_answers_every_tick_alone_when_the_lvlm_always_times_out(bag):
+    config = load_config(None, {**ZERO, "keyframes.timeout_s": 0.3})
+    cloud = SlowZeroBackend("stuck:cloud", 1.0, answer="red")
+    summary = replay_bag(bag, config, clock="realtime", rate=2.0, cloud_backend=cloud, max_frames=20)
+    assert summary.counts["answered"] == 20  # the zero-cost edge answers every tick
+    assert summary.cloud["results"] == 0 and summary.cloud["timeouts"] >= 1
+    assert summary.context_age["with_context"] == 0

@@ -112,3 +112,16 @@ def test_out_of_order_lvlm_answers_never_replace_newer_ones(tmp_path):
             assert record.answer.context_id == "vqa-2"  # never the older vqa-1, even after it arrived
         else:
             assert record.answer.context_status == CONTEXT_NONE
+
+
+def test_preemption_sends_the_newest_frame_instead_of_waiting_for_a_stuck_request():
+    log, run = _run(
+        "spotvlm",
+        _frames(30),
+        "constant:delay=100",
+        **{"edge.step_time_s": 0.1, "keyframes.timeout_s": 60.0, "keyframes.preempt_after_s": 0.5},
+    )
+    stats = run.cloud.stats
+    assert stats.timeouts == 0 and stats.results == 0
+    assert stats.preempted == stats.requests - 1 and stats.requests == 6  # one new keyframe every 0.5 s
+    assert len(log.answered) == 30

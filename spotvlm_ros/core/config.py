@@ -223,6 +223,14 @@ class SpotVlmConfig(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @field_validator("cloud", mode="before")
+    @classmethod
+    def _cloud_defaults(cls, value: Any) -> Any:
+        """A partial ``cloud`` section keeps the cloud's own defaults (128 tokens, 896 px), not the edge's."""
+        if isinstance(value, Mapping):
+            return {**_default_cloud_model().model_dump(), **value}
+        return value
+
 
 ROS_PARAMS_KEY = "ros__parameters"
 

@@ -232,6 +232,7 @@ class CloudStats:
     out_of_order: int = 0
     errors: int = 0
     timeouts: int = 0
+    preempted: int = 0
     cancelled: int = 0
     round_trips_s: list[float] = field(default_factory=list)
 
@@ -244,12 +245,17 @@ class CloudStats:
             "out_of_order": self.out_of_order,
             "errors": self.errors,
             "timeouts": self.timeouts,
+            "preempted": self.preempted,
             "cancelled_at_end": self.cancelled,
         }
 
 
 class CloudClient:
-    """Keyframe policy -> LVLM request -> context store; every method returns without waiting."""
+    """Keyframe policy -> LVLM request -> context store; every method returns without waiting.
+
+    ``preempt_after_s > 0``: when every slot is busy, the oldest request is cancelled once it is that old,
+    so the newest frame goes out instead (as the ROS bridge does).
+    """
 
     def __init__(
         self,
@@ -260,6 +266,7 @@ class CloudClient:
         policy: KeyframePolicy,
         timeout_s: float,
         on_result: ResultCallback | None = None,
+        preempt_after_s: float = 0.0,
     ):
         self.query = query
         self.store = store
@@ -267,6 +274,7 @@ class CloudClient:
         self.dispatcher = dispatcher
         self.policy = policy
         self.timeout_ns = s_to_ns(timeout_s)
+        self.preempt_ns = s_to_ns(preempt_after_s)
         self.on_result = on_result
         self.stats = CloudStats()
         self._lock = threading.RLock()
@@ -279,7 +287,7 @@ class CloudClient:
         now = self.clock.now_ns()
         with self._lock:
             self.expire(now)
-            if not self.policy.should_send(frame.stamp_ns, frame.image, now):
+            if not self._approve(frame, now):
                 return ""
             self._count += 1
             request_id = f"{self.query.task}-{self._count}"
@@ -295,6 +303,28 @@ class CloudClient:
             lambda g, e, rt: self._deliver(keyframe, g, e, rt),
         )
         return request_id
+
+    def _approve(self, frame: Frame, now_ns: int) -> bool:
+        """Ask the keyframe policy; when it refuses for lack of a slot, preemption may free one."""
+        if self.policy.should_send(frame.stamp_ns, frame.image, now_ns):
+            return True
+        return self._preempt_for(frame, now_ns) and self.policy.should_send(
+            frame.stamp_ns, frame.image, now_ns
+        )
+
+    def _preempt_for(self, frame: Frame, now_ns: int) -> bool:
+        """With every slot busy, cancel the oldest request once it is ``preempt_after_s`` old (0 = never)."""
+        if self.preempt_ns <= 0 or not self._pending or len(self._pending) < self.policy.max_in_flight:
+            return False
+        oldest = min(self._pending.values(), key=lambda k: k.send_ns)
+        if now_ns - oldest.send_ns < self.preempt_ns or frame.stamp_ns <= oldest.frame.stamp_ns:
+            return False
+        del self._pending[oldest.request_id]
+        self._drop_timer(oldest.request_id)
+        self.policy.on_done(oldest.request_id)
+        self.dispatcher.cancel(oldest.request_id)
+        self.stats.preempted += 1
+        return True
 
     def _expire_now(self) -> None:
         self.expire(self.clock.now_ns())

@@ -134,7 +134,7 @@ class ReplaySummary:
             f"{age['mean_s']:.2f} s",
             f"  cloud: {cloud['requests']} requests, {cloud['bytes_sent'] / 1e6:.2f} MB sent, "
             f"{cloud['accepted']} contexts accepted, {cloud['out_of_order']} out of order, "
-            f"{cloud['timeouts']} timed out, {cloud['errors']} failed",
+            f"{cloud['timeouts']} timed out, {cloud['preempted']} preempted, {cloud['errors']} failed",
             f"  wall time {self.wall_s:.2f} s ({self.frames_per_s:.1f} frames/s)",
         ]
 
@@ -245,7 +245,16 @@ def _assemble(
             clock, max_workers=config.keyframes.max_in_flight, cancel_backend=cancel
         )
         step_time = 0.0
-    cloud = CloudClient(query, store, clock, dispatcher, policy, config.keyframes.timeout_s, log.on_context)
+    cloud = CloudClient(
+        query,
+        store,
+        clock,
+        dispatcher,
+        policy,
+        config.keyframes.timeout_s,
+        log.on_context,
+        preempt_after_s=config.keyframes.preempt_after_s,
+    )
     edge = EdgeRuntime(edge_backend, config, store, step_time_s=step_time)
     if isinstance(clock, SimulatedClock):
         return cloud, edge, Simulator(edge, clock, log, cloud)

@@ -149,6 +149,7 @@ def build_mode(
             KeyframePolicy(cfg.keyframes),
             cfg.keyframes.timeout_s,
             on_result,
+            preempt_after_s=cfg.keyframes.preempt_after_s,
         )
     if spec.answerer == "edge":
         return ModeRun(spec, edge(), cloud)
