@@ -103,6 +103,8 @@ def test_output_bag_reads_back_with_rosbags_and_mcap_ros2(bag, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert sum(r["type"] == "answer" for r in records) == answered
     assert json.loads((tmp_path / "summary.json").read_text())["counts"]["answered"] == answered
+    again = replay_bag(bag, config, out_dir=tmp_path)  # a second run replaces the first run's bag
+    assert again.counts == summary.counts and len(list((tmp_path / "bag").glob("*.mcap"))) == 1
 
 
 def _write_bag_with_corrupt_frames(path: Path) -> None:

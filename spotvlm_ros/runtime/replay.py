@@ -4,14 +4,15 @@ The loop is the one the ROS nodes run: :class:`EdgeRuntime` on the newest frame 
 :class:`CloudClient` sending keyframes to the LVLM. ``clock="simulated"`` replays on the virtual clock
 (cloud delays from ``latency.profile`` under ``seed``; SVLM busy for ``edge.step_time_s`` or its measured
 time), ``clock="realtime"`` on the wall clock with real model and network latency. With ``out_dir`` the
-run writes ``out_dir/bag`` (input frames copied, answers, contexts, detections, markers, focus images),
-``out_dir/records.jsonl`` and ``out_dir/summary.json``.
+run writes ``out_dir/bag`` (input frames copied, answers, contexts, detections, markers, focus images;
+an earlier run's bag there is replaced), ``out_dir/records.jsonl`` and ``out_dir/summary.json``.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -171,6 +172,7 @@ def replay_bag(
         output = None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
+            _remove_previous_bag(out / "bag")
             output = OutputBag(
                 out / "bag",
                 input_topic=camera.topic,
@@ -210,6 +212,12 @@ def replay_bag(
             json.dumps(summary.to_json(), indent=1, sort_keys=True, default=str)
         )
     return summary
+
+
+def _remove_previous_bag(path: Path) -> None:
+    """An earlier run's output bag is replaced; anything else at that path is left alone (and refused)."""
+    if path.is_dir() and (not any(path.iterdir()) or (path / "metadata.yaml").is_file()):
+        shutil.rmtree(path)
 
 
 def _counting(items, advance: Callable[[int], None]):
