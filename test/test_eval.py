@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
 from spotvlm_ros.core.config import load_config
-from spotvlm_ros.core.types import EdgeAnswer
+from spotvlm_ros.core.types import EdgeAnswer, Region
 from spotvlm_ros.models.zero import ZeroCostBackend
 from spotvlm_ros.runtime.eval.modes import MODES, mode_config
 from spotvlm_ros.runtime.eval.plots import write_plots
@@ -151,3 +152,34 @@ def test_a_partial_cloud_override_keeps_the_cloud_defaults():
     config = load_config(None, {"cloud.backend": "zero"})  # as `--set cloud.backend=zero` does
     assert config.cloud.backend == "zero"
     assert (config.cloud.max_new_tokens, config.cloud.image_max_side) == (128, 896)
+
+
+class FixedRegionBackend(ZeroCostBackend):
+    """Test double of an LVLM that always finds the same region (pixels of the image it was given)."""
+
+    def __init__(self, name: str, region):
+        super().__init__(name=name, answer=region.label)
+        self.region = region
+
+    def generate(self, messages, images, **kwargs):
+        generation = super().generate(messages, images, **kwargs)
+        return replace(generation, regions=(self.region,) if kwargs.get("want_regions") else ())
+
+
+def test_lvlm_regions_reach_the_grounding_answers_through_visual_focus(bag):
+    plan = EvalPlan(
+        modes=["svlm", "lvlm_blocking", "spotvlm", "spotvlm_no_focus"],
+        profiles=["constant:delay=0.3"],
+        tasks=["grounding"],
+        questions=["light"],
+    )
+    config = load_config(None, ZERO)
+    setup = prepare_eval(bag, config, plan)
+    first = setup.annotations.items[min(setup.annotations.items)].box("light")
+    cloud = FixedRegionBackend("fixed:cloud", Region(first.box, first.label))
+    results = run_eval(setup, ZeroCostBackend("zero:edge"), cloud)
+    acc = {r.mode: r.metrics["acc_iou50"] for r in results.runs}
+    assert acc["lvlm_blocking"] >= 0.9  # the light hardly moves from where the fixed box says
+    assert acc["svlm"] == 0.0 and acc["spotvlm_no_focus"] == 0.0  # the zero SVLM grounds nothing itself
+    spot = next(r for r in results.runs if r.mode == "spotvlm")
+    assert acc["spotvlm"] == pytest.approx(spot.age.coverage, abs=0.1) and acc["spotvlm"] > 0.5
