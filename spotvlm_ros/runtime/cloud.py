@@ -286,7 +286,8 @@ class CloudClient:
         """Offer a frame; returns the request id when it was sent as a keyframe, else ``""``."""
         now = self.clock.now_ns()
         with self._lock:
-            self.expire(now)
+            if self._pending:
+                self.expire(now)
             if not self._approve(frame, now):
                 return ""
             self._count += 1

@@ -44,15 +44,17 @@ class Simulator:
                 self.clock.advance_to(item.stamp_ns)  # events due before the frame are reported first
             self.sink.on_input(item)
             if item.frame is not None:
-                self.offer(item.frame)
+                self._arrive(item.frame)
         if drain:
             self.finish()
 
     def offer(self, frame: Frame) -> None:
         """A frame arrives (at its stamp, or now when its stamp is in the past)."""
         self.clock.advance_to(frame.stamp_ns)
-        if self.cloud is not None:
-            self.cloud.on_frame(frame)
+        self._arrive(frame)
+
+    def _arrive(self, frame: Frame) -> None:
+        if self.cloud is not None and self.cloud.on_frame(frame):
             self.clock.advance_to(self.clock.now_ns())  # a zero-delay answer is there for this very frame
         self.answerer.observe(frame)
         if not self._busy:
