@@ -98,7 +98,7 @@ def test_rejection_frees_the_slot_and_is_counted():
     bridge, log = make()
     (send,) = bridge.on_frame(frame(0), at(0))
     bridge.on_goal_response(send.request_id, accepted=True)
-    assert bridge.in_flight == 1
+    assert bridge.in_flight == 1 and bridge.is_pending(send.request_id)
     bridge.on_goal_response(send.request_id, accepted=False)
     assert bridge.in_flight == 0 and bridge.monitor.counts["rejected"] == 1 and "rejected" in log.warn[-1]
     assert isinstance(bridge.on_frame(frame(1), at(1))[0], SendGoal)

@@ -101,6 +101,10 @@ class BridgeLogic:
     def in_flight(self) -> int:
         return len(self._pending)
 
+    def is_pending(self, request_id: str) -> bool:
+        """True while ``request_id`` waits for its result (not done, expired, preempted or lost)."""
+        return request_id in self._pending
+
     def on_frame(self, frame: Frame, now_ns: int) -> list[Command]:
         """Offer a frame; returns the commands to run now (cancels first, then at most one send)."""
         commands: list[Command] = list(self._expire(now_ns))

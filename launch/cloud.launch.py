@@ -1,0 +1,18 @@
+"""SpotVLM: the LVLM server on the GPU machine; every argument of spotvlm_base.launch.py applies."""
+
+from pathlib import Path
+
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+from launch import LaunchDescription
+
+BASE = str(Path(__file__).with_name("spotvlm_base.launch.py"))
+
+
+def generate_launch_description() -> LaunchDescription:
+    """The base launch with edge=false, bridge=false, server=true."""
+    nodes = {"edge": "false", "bridge": "false", "server": "true"}
+    return LaunchDescription(
+        [IncludeLaunchDescription(PythonLaunchDescriptionSource(BASE), launch_arguments=nodes.items())]
+    )

@@ -1,0 +1,42 @@
+"""Whether the ROS 2 tests can run here; never raises (the tests skip with :data:`ROS_MISSING`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+
+
+def _missing() -> str:
+    for module, what in (
+        ("rclpy", "ROS 2 (rclpy)"),
+        ("launch_testing", "launch_testing"),
+        ("rosidl_runtime_py", "rosidl_runtime_py"),
+        ("diagnostic_updater", "diagnostic_updater"),
+    ):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return f"{what} not importable: source a ROS 2 Humble/Jazzy setup.bash (README 'Run on a robot')"
+    try:
+        found = importlib.util.find_spec("spotvlm_msgs") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return "spotvlm_msgs not built: colcon build both packages and source install/setup.bash"
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        get_package_share_directory("spotvlm_ros")
+    except (ImportError, PackageNotFoundError):
+        return "spotvlm_ros is not installed in the sourced ROS workspace (colcon build it, then source)"
+    if shutil.which("ros2") is None:
+        return "the ros2 command is not on PATH"
+    if not os.environ.get("AMENT_PREFIX_PATH"):
+        return "AMENT_PREFIX_PATH is not set: source install/setup.bash"
+    return ""
+
+
+ROS_MISSING = _missing()
