@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_commands(sub)  # replay, eval, demo
 
     bench = sub.add_parser("bench", help="run a benchmark; prints a BENCH line last")
-    bench.add_argument("name", choices=BENCHMARKS, help="which benchmark")
+    bench.add_argument(
+        "name", choices=(*BENCHMARKS, "all"), help="which benchmark (all: every one + summary)"
+    )
     bench.add_argument(
         "bench_args", nargs=argparse.REMAINDER, help="options of that benchmark (see its --help)"
     )
