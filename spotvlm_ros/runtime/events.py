@@ -59,6 +59,12 @@ class FrameRecord:
     latency_s: float
     error: str = ""
 
+    @classmethod
+    def of(cls, answered: Answered) -> FrameRecord:
+        """The record of an answered frame."""
+        step = answered.step
+        return cls(step.answer, answered.start_ns, answered.finish_ns, answered.latency_s, step.error)
+
     @property
     def stamp_ns(self) -> int:
         return self.answer.stamp_ns
@@ -121,13 +127,7 @@ class RunLog:
             sink.on_input(item)
 
     def on_answer(self, answered: Answered) -> None:
-        record = FrameRecord(
-            answered.step.answer,
-            answered.start_ns,
-            answered.finish_ns,
-            answered.latency_s,
-            answered.step.error,
-        )
+        record = FrameRecord.of(answered)
         with self._lock:
             self.answered.append(record)
         for sink in self.sinks:

@@ -57,13 +57,7 @@ class BagSink:
                 )
 
     def on_answer(self, answered: Answered) -> None:
-        record = FrameRecord(
-            answered.step.answer,
-            answered.start_ns,
-            answered.finish_ns,
-            answered.latency_s,
-            answered.step.error,
-        )
+        record = FrameRecord.of(answered)
         with self._lock:
             self.bag.write_answer(answered.step.answer, answered.finish_ns, answered.frame)
             self.bag.write_record({"type": "answer", **record.to_json()})
