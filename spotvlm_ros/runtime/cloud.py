@@ -5,6 +5,8 @@ keyframes; each one is JPEG-encoded (the bytes a real link would carry), sent th
 when the answer arrives, stored as an :class:`LvlmResult` keyed by the keyframe's stamp. Requests past
 ``keyframes.timeout_s`` are cancelled and their slot freed; late or failed answers are counted, never
 waited for. An out-of-order answer (older keyframe than the newest held) never replaces a newer one.
+Single requests are logged at DEBUG only; an optional :class:`~.link_state.CloudLinkState` logs one line
+per change of the link (up, degraded, down).
 
 Dispatchers decide *when* an answer arrives, so the same client runs under both clocks:
 
@@ -18,10 +20,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..core.config import SpotVlmConfig
 from ..core.context_store import ContextStore
@@ -32,7 +35,12 @@ from ..models.base import BackendError, Generation, VlmBackend
 from .clock import Clock, Timer
 from .image_codec import decode_compressed, encode_jpeg
 
+if TYPE_CHECKING:
+    from .link_state import CloudLinkState
+
 LOG = logging.getLogger("spotvlm.cloud")
+ROUND_TRIPS_KEPT = 1000
+"""Round trips :class:`CloudStats` keeps (the newest), so a long run holds a bounded amount."""
 
 ResultCallback = Callable[[LvlmResult, int, bool], None]
 """Called with (result, receive stamp ns, accepted as the newest context)."""
@@ -234,7 +242,7 @@ class CloudStats:
     timeouts: int = 0
     preempted: int = 0
     cancelled: int = 0
-    round_trips_s: list[float] = field(default_factory=list)
+    round_trips_s: deque[float] = field(default_factory=lambda: deque(maxlen=ROUND_TRIPS_KEPT))
 
     def to_json(self) -> dict[str, float | int]:
         return {
@@ -254,7 +262,8 @@ class CloudClient:
     """Keyframe policy -> LVLM request -> context store; every method returns without waiting.
 
     ``preempt_after_s > 0``: when every slot is busy, the oldest request is cancelled once it is that old,
-    so the newest frame goes out instead (as the ROS bridge does).
+    so the newest frame goes out instead (as the ROS bridge does). ``link`` hears every answer, error and
+    timeout (not preemptions or the cancellations at close).
     """
 
     def __init__(
@@ -267,6 +276,7 @@ class CloudClient:
         timeout_s: float,
         on_result: ResultCallback | None = None,
         preempt_after_s: float = 0.0,
+        link: CloudLinkState | None = None,
     ):
         self.query = query
         self.store = store
@@ -276,6 +286,7 @@ class CloudClient:
         self.timeout_ns = s_to_ns(timeout_s)
         self.preempt_ns = s_to_ns(preempt_after_s)
         self.on_result = on_result
+        self.link = link
         self.stats = CloudStats()
         self._lock = threading.RLock()
         self._count = 0
@@ -340,7 +351,11 @@ class CloudClient:
                     self._drop_timer(request_id)
                     self.dispatcher.cancel(request_id)
         if expired:
-            LOG.info("LVLM request(s) %s timed out and were cancelled", ", ".join(expired))
+            LOG.debug("LVLM request(s) %s timed out and were cancelled", ", ".join(expired))
+            if self.link is not None:
+                timeout_s = self.timeout_ns / NS_PER_S
+                for request_id in expired:
+                    self.link.failure(request_id, f"no answer within keyframes.timeout_s={timeout_s:g}")
         return expired
 
     def _drop_timer(self, request_id: str) -> None:
@@ -359,16 +374,23 @@ class CloudClient:
             self.policy.on_done(keyframe.request_id)
             if generation is None:
                 self.stats.errors += 1
-                LOG.warning("LVLM request %s failed: %s", keyframe.request_id, error)
-                return
-            result = self.query.result(keyframe, generation, round_trip_s)
-            accepted = self.store.add(result)
-            self.stats.results += 1
-            self.stats.round_trips_s.append(round_trip_s)
-            if accepted:
-                self.stats.accepted += 1
+                LOG.debug("LVLM request %s failed: %s", keyframe.request_id, error)
+                result, accepted = None, False
             else:
-                self.stats.out_of_order += 1
+                result = self.query.result(keyframe, generation, round_trip_s)
+                accepted = self.store.add(result)
+                self.stats.results += 1
+                self.stats.round_trips_s.append(round_trip_s)
+                if accepted:
+                    self.stats.accepted += 1
+                else:
+                    self.stats.out_of_order += 1
+        if result is None:
+            if self.link is not None:
+                self.link.failure(keyframe.request_id, error)
+            return
+        if self.link is not None:
+            self.link.success(keyframe.request_id, round_trip_s)
         if self.on_result is not None:
             self.on_result(result, receive_ns, accepted)
 

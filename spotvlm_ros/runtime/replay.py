@@ -5,7 +5,9 @@ The loop is the one the ROS nodes run: :class:`EdgeRuntime` on the newest frame 
 (cloud delays from ``latency.profile`` under ``seed``; SVLM busy for ``edge.step_time_s`` or its measured
 time), ``clock="realtime"`` on the wall clock with real model and network latency. With ``out_dir`` the
 run writes ``out_dir/bag`` (input frames copied, answers, contexts, detections, markers, focus images;
-an earlier run's bag there is replaced), ``out_dir/records.jsonl`` and ``out_dir/summary.json``.
+an earlier run's bag there is replaced), ``out_dir/records.jsonl`` and ``out_dir/summary.json``. The
+state of the cloud link and the freshness of the context the edge used are logged once per change
+(:mod:`.link_state`) and summarized under ``link``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..core.context_store import ContextStore
 from ..core.keyframes import KeyframePolicy
 from ..core.latency import parse_latency_profile
 from ..core.metrics import age_stats, latency_stats
-from ..core.types import Frame, LvlmResult
+from ..core.types import NS_PER_S, Frame, LvlmResult
 from ..models.base import VlmBackend
 from ..models.factory import create_backend
 from .bag_reader import BagFrame, open_camera_bag
@@ -34,6 +36,7 @@ from .clock import SimulatedClock, WallClock
 from .cloud import CloudClient, DelaySampler, LvlmQuery, SimulatedDispatcher, ThreadDispatcher
 from .edge import EdgeRuntime
 from .events import Answered, FrameRecord, RunLog
+from .link_state import CloudLinkState, ContextFreshness
 from .realtime import RealtimeRunner
 from .simulator import Simulator
 
@@ -100,6 +103,7 @@ class ReplaySummary:
     read: dict[str, Any]
     wall_s: float
     outputs: dict[str, str] = field(default_factory=dict)
+    link: dict[str, Any] = field(default_factory=dict)
 
     @property
     def frames_per_s(self) -> float:
@@ -131,6 +135,15 @@ class ReplaySummary:
             f"{cloud['accepted']} contexts accepted, {cloud['out_of_order']} out of order, "
             f"{cloud['timeouts']} timed out, {cloud['preempted']} preempted, {cloud['errors']} failed",
             f"  wall time {self.wall_s:.2f} s ({self.frames_per_s:.1f} frames/s)",
+        ] + self._link_lines()
+
+    def _link_lines(self) -> list[str]:
+        if not self.link:
+            return []
+        cloud, context = self.link["cloud"], self.link["context"]
+        return [
+            f"  link: cloud {cloud['state']} at the end ({cloud['changes']} changes), context "
+            f"{context['state']} at the end ({context['changes']} changes)"
         ]
 
 
@@ -175,7 +188,8 @@ def replay_bag(
                 focus_image_every=focus_image_every,
             )
             output.open()
-        log = RunLog(sinks=[BagSink(output)] if output is not None else [])
+        freshness = ContextFreshness(config.context.max_context_age_s)
+        log = RunLog(sinks=[freshness, BagSink(output)] if output is not None else [freshness])
         try:
             cloud, answerer, runner = _assemble(config, clock, origin, rate, edge_backend, cloud_backend, log)
             runner.run(items)
@@ -198,6 +212,7 @@ def replay_bag(
         cloud=cloud.stats.to_json(),
         read=read,
         wall_s=wall,
+        link={"cloud": cloud.link.summary(), "context": freshness.summary()},
     )
     if out is not None:
         summary.outputs = {"bag": str(out / "bag"), "records": str(out / "records.jsonl")}
@@ -256,6 +271,7 @@ def _assemble(
         config.keyframes.timeout_s,
         log.on_context,
         preempt_after_s=config.keyframes.preempt_after_s,
+        link=CloudLinkState(now_s=lambda: clock.now_ns() / NS_PER_S),
     )
     edge = EdgeRuntime(edge_backend, config, store, step_time_s=step_time)
     if isinstance(clock, SimulatedClock):
