@@ -60,12 +60,12 @@ class EdgeNode(SpotVlmNode):
             build_edge_runtime(self.backend, self.config, self.store), self._publish, self.monitor
         )
         self.worker.start()
-        self.topic = self.resolve_topic_name(camera_topic(camera))
         self.msg_type = CompressedImage if camera.transport == "compressed" else Image
         self.camera_qos = camera_qos(camera)
         self.camera_sub = self.create_subscription(
-            self.msg_type, self.topic, self._on_image, qos_profile(self.camera_qos)
+            self.msg_type, camera_topic(camera), self._on_image, qos_profile(self.camera_qos)
         )
+        self.topic = self.camera_sub.topic_name
         self.watchdog = FrameWatchdog(camera.no_frames_warn_s, time.monotonic())
         self.watch_timer = self.create_timer(1.0, self._check_frames)
         self.get_logger().info(f"SVLM {self.backend.name} on {self.topic} ({self.camera_qos.describe()})")

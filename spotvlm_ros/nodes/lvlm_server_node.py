@@ -42,7 +42,7 @@ class LvlmServerNode(SpotVlmNode):
             cancel_callback=self._on_cancel,
             callback_group=ReentrantCallbackGroup(),
         )
-        self.get_logger().info(f"serving {backend.name} on {self.resolve_topic_name('query_lvlm')}")
+        self.get_logger().info(f"serving {backend.name} on the query_lvlm action")
 
     def deactivate(self) -> None:
         self.server.destroy()

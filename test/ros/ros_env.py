@@ -39,4 +39,21 @@ def _missing() -> str:
     return ""
 
 
+def _launch_testing_missing() -> str:
+    """Why launch_testing's pytest plugin cannot run these tests ("" when it can)."""
+    import inspect
+
+    import pytest
+
+    try:
+        from launch_testing.pytest import hooks
+    except ImportError as err:
+        return f"launch_testing's pytest plugin not importable: {err}"
+    legacy = "path" in inspect.signature(hooks.pytest_pycollect_makemodule).parameters
+    if legacy and int(pytest.__version__.split(".")[0]) >= 9:
+        return f"this launch_testing's pytest plugin needs pytest < 9 (found {pytest.__version__})"
+    return ""
+
+
 ROS_MISSING = _missing()
+LAUNCH_TESTING_MISSING = ROS_MISSING or _launch_testing_missing()

@@ -22,6 +22,7 @@ from sensor_msgs.msg import Image
 from spotvlm_ros.models.tiny import cached_tiny_model
 
 FRAME_ID = "fixture_camera"
+BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
@@ -98,9 +99,9 @@ class RosHarness:
         self.published: dict[int, str] = {}  # stamp ns -> frame id of every frame sent
         self._count = 0
 
-    def camera(self, topic: str, rate_hz: float = 5.0) -> None:
+    def camera(self, topic: str, rate_hz: float = 5.0, qos: QoSProfile | int = 10) -> None:
         """Publish fixture frames (rgb8, stamped with the node clock) at ``rate_hz``."""
-        pub = self.node.create_publisher(Image, topic, 10)
+        pub = self.node.create_publisher(Image, topic, qos)
 
         def tick() -> None:
             self._count += 1

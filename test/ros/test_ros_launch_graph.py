@@ -1,22 +1,26 @@
 """Launch test: all three nodes (launch/spotvlm.launch.py) with tiny models, fed by a fixture camera.
 
 Asserts that answers carry the header of the frame they answer, that a subscriber joining late still
-gets the latched LVLM context, that the edge uses that context, and that every node reports diagnostics.
+gets the latched LVLM context, that the edge uses that context, that every node reports diagnostics,
+that parameters are described and validated by the schema, and that deactivate/activate stop and
+resume the edge.
 Runs under ``colcon test`` and plain ``pytest`` (launch_testing's pytest plugin); skips without ROS.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
 import pytest
-from ros_env import ROS_MISSING
+from ros_env import LAUNCH_TESTING_MISSING
 
-if ROS_MISSING:
-    pytest.skip(ROS_MISSING, allow_module_level=True)
+if LAUNCH_TESTING_MISSING:
+    pytest.skip(LAUNCH_TESTING_MISSING, allow_module_level=True)
 
 import launch_testing
 import launch_testing.actions
@@ -26,6 +30,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from ros_fixtures import FRAME_ID, LATCHED, NODE_ENV, RosHarness, stamp_ns, tiny_params
+from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from launch import LaunchDescription
@@ -59,6 +64,7 @@ class TestGraph(unittest.TestCase):
         cls.detections = cls.ros.collect(Detection2DArray, "/spotvlm_edge/detections")
         cls.contexts = cls.ros.collect(LvlmContext, "/context", LATCHED)
         cls.diagnostics = cls.ros.collect(DiagnosticArray, "/diagnostics")
+        cls.focus = cls.ros.collect(Image, "/spotvlm_edge/focus_image")
         cls.ros.camera(CAMERA, rate_hz=5.0)
 
     @classmethod
@@ -117,6 +123,40 @@ class TestGraph(unittest.TestCase):
         ]
         keys = {kv.key for kv in bridge[-1].values}
         self.assertTrue({"lvlm_round_trip_s_p50", "lvlm_round_trip_s_p95", "in_flight"} <= keys, keys)
+
+    def test_5_parameters_are_described_and_validated_by_the_schema(self) -> None:
+        described = ros2("param describe /spotvlm_edge focus.min_confidence")
+        self.assertIn("Propagated regions below this are dropped", described)
+        self.assertIn("Min value: 0.0", described)
+        self.assertIn("Max value: 1.0", described)
+        rejected = ros2("param set /spotvlm_edge context.max_context_age_s 0.0")
+        self.assertIn("context.max_context_age_s = 0.0: Input should be greater than 0", rejected)
+        self.assertIn("read-only", ros2("param set /spotvlm_edge edge.backend zero"))
+        self.assertIn("successful", ros2("param set /spotvlm_edge prompt 'Is it raining?'"))
+        self.assertIn("Is it raining?", ros2("param get /spotvlm_edge prompt"))
+        count = len(self.answers.messages)
+        self.assertTrue(
+            self.answers.wait(lambda m: len(m) >= count + 3, 60.0), "no answers after a prompt change"
+        )
+
+    def test_6_deactivate_frees_the_model_and_activate_resumes(self) -> None:
+        self.assertIn("Transitioning successful", ros2("lifecycle set /spotvlm_edge deactivate"))
+        time.sleep(1.0)
+        stopped = len(self.answers.messages)
+        time.sleep(3.0)
+        self.assertEqual(len(self.answers.messages), stopped, "an inactive edge answered")
+        self.assertIn("inactive", ros2("lifecycle get /spotvlm_edge"))
+        self.assertIn("Transitioning successful", ros2("lifecycle set /spotvlm_edge activate"))
+        self.assertTrue(
+            self.answers.wait(lambda m: len(m) >= stopped + 3, 60.0), "no answers after reactivation"
+        )
+
+
+def ros2(arguments: str) -> str:
+    proc = subprocess.run(
+        f"ros2 {arguments}", shell=True, capture_output=True, text=True, timeout=60, env=os.environ.copy()
+    )
+    return proc.stdout + proc.stderr
 
 
 @launch_testing.post_shutdown_test()

@@ -12,17 +12,17 @@ import unittest
 from pathlib import Path
 
 import pytest
-from ros_env import ROS_MISSING
+from ros_env import LAUNCH_TESTING_MISSING
 
-if ROS_MISSING:
-    pytest.skip(ROS_MISSING, allow_module_level=True)
+if LAUNCH_TESTING_MISSING:
+    pytest.skip(LAUNCH_TESTING_MISSING, allow_module_level=True)
 
 import launch_testing
 import launch_testing.actions
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from ros_fixtures import LATCHED, NODE_ENV, RosHarness, stamp_ns, tiny_params
+from ros_fixtures import BEST_EFFORT, LATCHED, NODE_ENV, RosHarness, stamp_ns, tiny_params
 from rosgraph_msgs.msg import Clock
 
 from launch import LaunchDescription
@@ -54,7 +54,7 @@ class TestReplay(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.ros = RosHarness()
-        cls.clock = cls.ros.collect(Clock, "/clock")
+        cls.clock = cls.ros.collect(Clock, "/clock", BEST_EFFORT)  # what ros2 bag play offers
         cls.answers = cls.ros.collect(EdgeAnswer, "/spotvlm_edge/answer")
         cls.contexts = cls.ros.collect(LvlmContext, "/context", LATCHED)
 

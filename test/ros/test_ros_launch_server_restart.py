@@ -16,10 +16,10 @@ import unittest
 from pathlib import Path
 
 import pytest
-from ros_env import ROS_MISSING
+from ros_env import LAUNCH_TESTING_MISSING
 
-if ROS_MISSING:
-    pytest.skip(ROS_MISSING, allow_module_level=True)
+if LAUNCH_TESTING_MISSING:
+    pytest.skip(LAUNCH_TESTING_MISSING, allow_module_level=True)
 
 import launch_testing
 import launch_testing.actions
