@@ -16,6 +16,7 @@ from pathlib import Path
 from .bench import BENCHMARKS
 from .cli_run import add_run_commands
 from .core.config import ConfigError, load_config, to_ros_params
+from .training.command import add_train_command
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     add_run_commands(sub)  # replay, eval, demo
+    add_train_command(sub)  # train-demo
 
     bench = sub.add_parser("bench", help="run a benchmark; prints a BENCH line last")
     bench.add_argument(

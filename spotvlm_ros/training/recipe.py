@@ -1,0 +1,173 @@
+"""What a demo model is and how it is trained: architecture, data recipe, curriculum and optimiser.
+
+Two recipes ship: ``lvlm`` (Qwen2.5-VL architecture, 4 vision + 4 text layers, width 128, model input
+224 x 168) and ``svlm`` (2 + 2 layers, width 128, input 112 x 84). ``micro`` is a model small enough
+for tests to train in seconds. Every number that shapes a run lives here and is written next to the
+exported checkpoint (``training_info.json``), so a run can be repeated from its seed and recipe.
+
+The curriculum (issue #7: naive training on full frames stays on a plateau for small objects):
+
+1. ``crops``: crop-level questions (the traffic light, pedestrian and nearest car cut out and enlarged,
+   asked the usual question) plus localisation of the light on the full frame;
+2. ``mixed``: half crop-level, half full frames of every task;
+3. ``full``: full frames of every task (and, for the SVLM, runtime prompts with context turns and focus
+   crops), a tenth of crop-level samples kept so nothing is forgotten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+ROLES = ("lvlm", "svlm")
+SAMPLE_KINDS = ("crop", "full", "context")
+FRAME_SIZE = (320, 240)  # width, height of the training frames (the demo bag's size)
+FPS = 10.0
+JPEG_QUALITY = 90  # the frames reach the models as JPEG, as from the demo bag
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A tiny Qwen2.5-VL: text and vision depth and width, and the model input size of one image."""
+
+    text_layers: int
+    vision_layers: int
+    hidden: int = 128
+    text_intermediate: int = 384
+    vision_hidden: int = 128
+    vision_intermediate: int = 256
+    heads: int = 4
+    kv_heads: int = 2
+    input_width: int = 224  # the processor resizes a 4:3 frame to this (multiples of 28)
+    input_height: int = 168
+
+    @property
+    def max_pixels(self) -> int:
+        """The image processor's pixel budget: exactly the input size (with rounding slack)."""
+        return self.input_width * self.input_height + 2 * 28 * 28 - 1
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A curriculum stage: active until ``until`` (fraction of the budget), with sample-kind weights."""
+
+    name: str
+    until: float
+    mix: dict[str, float]
+
+
+@dataclass(frozen=True)
+class DataRecipe:
+    """How many clips and samples of the synthetic world a run trains and is evaluated on."""
+
+    train_clips: int = 48
+    frames_per_clip: int = 600
+    frame_stride: int = 6  # full-frame samples come from every n-th frame of a clip
+    crop_stride: int = 12
+    context_runs_per_clip: int = 3  # SVLM: simulated runtime runs per clip (random mode, item, delay)
+    context_keep: float = 0.25  # SVLM: share of the simulated SVLM calls kept as samples
+    lvlm_error: float = 0.15  # SVLM: LVLM-style context answers with a corrupted field
+    own_error: float = 0.25  # SVLM: its own earlier answers in the history that are wrong
+    mean_delay_s: tuple[float, float] = (0.2, 6.0)  # SVLM: cloud delay means, log-uniform
+    heldout_clips: int = 6
+    heldout_per_group: int = 40
+    heldout_seed_offset: int = 100_000
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """Everything that defines a training run except its budget and the machine."""
+
+    role: str
+    model: ModelSpec
+    data: DataRecipe = field(default_factory=DataRecipe)
+    stages: tuple[Stage, ...] = ()
+    seed: int = 0
+    batch_size: int = 8
+    lr: float = 1.5e-3
+    min_lr_fraction: float = 0.05
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    steps: int = 12_000  # default budget; --minutes may end a run earlier
+    eval_every_steps: int = 1000
+    checkpoint_every_s: float = 300.0
+    log_every_steps: int = 25
+    max_new_tokens: int = 48
+
+    def stage_at(self, progress: float) -> Stage:
+        """The curriculum stage at ``progress`` (0..1 of the budget)."""
+        for stage in self.stages:
+            if progress < stage.until:
+                return stage
+        return self.stages[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _stages(role: str) -> tuple[Stage, ...]:
+    full = {"full": 0.5, "context": 0.4, "crop": 0.1} if role == "svlm" else {"full": 0.9, "crop": 0.1}
+    mixed = {"crop": 0.5, "full": 0.25, "context": 0.25} if role == "svlm" else {"crop": 0.5, "full": 0.5}
+    return (
+        Stage("crops", 0.15, {"crop": 1.0}),
+        Stage("mixed", 0.35, mixed),
+        Stage("full", 1.0, full),
+    )
+
+
+RECIPES: dict[str, TrainRecipe] = {
+    "lvlm": TrainRecipe("lvlm", ModelSpec(text_layers=4, vision_layers=4), stages=_stages("lvlm")),
+    "svlm": TrainRecipe(
+        "svlm",
+        ModelSpec(text_layers=2, vision_layers=2, input_width=112, input_height=84),
+        stages=_stages("svlm"),
+        steps=10_000,
+    ),
+}
+
+
+def micro_recipe(role: str, seed: int = 0) -> TrainRecipe:
+    """A recipe that builds its data and trains in seconds (tests, plumbing checks)."""
+    spec = ModelSpec(
+        text_layers=1,
+        vision_layers=1,
+        hidden=32,
+        text_intermediate=64,
+        vision_hidden=32,
+        vision_intermediate=64,
+        heads=2,
+        kv_heads=1,
+        input_width=56,
+        input_height=56,
+    )
+    data = DataRecipe(
+        train_clips=1,
+        frames_per_clip=40,
+        frame_stride=10,
+        crop_stride=20,
+        context_runs_per_clip=1,
+        context_keep=0.2,
+        heldout_clips=1,
+        heldout_per_group=2,
+    )
+    return replace(
+        RECIPES[role],
+        model=spec,
+        data=data,
+        seed=seed,
+        batch_size=4,
+        warmup_steps=2,
+        steps=20,
+        eval_every_steps=0,
+        checkpoint_every_s=1e9,
+        log_every_steps=1,
+        max_new_tokens=8,
+    )
+
+
+def recipe_for(role: str, *, seed: int = 0, micro: bool = False) -> TrainRecipe:
+    """The recipe of ``role`` (lvlm or svlm) under ``seed``."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
+    return micro_recipe(role, seed) if micro else replace(RECIPES[role], seed=seed)

@@ -1,0 +1,35 @@
+"""The runtime settings the demo models are trained for and benchmarked under (one place for both).
+
+The SVLM's training prompts are recorded from the real runtime (:mod:`.context_data`) under these
+settings, and ``spotvlm bench accuracy`` evaluates under the same ones, so what the SVLM learned is
+what it is asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..core.config import SpotVlmConfig, load_config
+
+DEMO_MODELS_DIR = Path(__file__).resolve().parent.parent / "demo_models"
+SCENARIO_SETTINGS: dict[str, Any] = {
+    "edge.step_time_s": 0.15,  # fixed SVLM step on the virtual clock (reproducible), slower than 10 Hz
+    "edge.max_new_tokens": 48,  # a grounding answer (box JSON) is about 25 tokens
+    "cloud.max_new_tokens": 96,  # a caption with its regions
+}
+
+
+def scenario_config(overrides: dict[str, Any] | None = None) -> SpotVlmConfig:
+    """The default config with :data:`SCENARIO_SETTINGS` and ``overrides`` applied."""
+    return load_config(None, {**SCENARIO_SETTINGS, **(overrides or {})})
+
+
+def demo_model_dir(role: str) -> Path:
+    """Where the shipped checkpoint of ``role`` (lvlm or svlm) lives."""
+    return DEMO_MODELS_DIR / role
+
+
+def demo_models_present() -> bool:
+    """True when both shipped checkpoints are there."""
+    return all((demo_model_dir(role) / "model.safetensors").is_file() for role in ("lvlm", "svlm"))

@@ -1,0 +1,235 @@
+"""Training data and evaluation of the demo models: tokens, pixels, runtime-recorded prompts, scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spotvlm_ros.core.annotations import FrameAnnotation, GroundingItem, VqaItem
+from spotvlm_ros.core.context_store import ContextStore
+from spotvlm_ros.core.focus import VisualFocus
+from spotvlm_ros.core.prompt import ContextReplacement
+from spotvlm_ros.core.types import Box
+from spotvlm_ros.models.base import Generation
+from spotvlm_ros.runtime.eval.modes import MODES, mode_config
+from spotvlm_ros.training.answers import TaskQuery, answer_part, answer_text
+from spotvlm_ros.training.context_data import (
+    ScriptedBackend,
+    context_samples,
+    light_context,
+    single_call,
+    wrong_light,
+)
+from spotvlm_ros.training.encoding import Encoder, ImageStore, collate
+from spotvlm_ros.training.evaluate import Prediction, accuracy_by_group, class_prior, evaluate
+from spotvlm_ros.training.modeling import build_processor, to_model_input
+from spotvlm_ros.training.recipe import recipe_for
+from spotvlm_ros.training.samples import Sample, crop_samples, full_frame_samples, iter_clips
+from spotvlm_ros.training.scenario import scenario_config
+from spotvlm_ros.training.trainer import learning_rate
+from spotvlm_ros.training.vocab import answer_words, train_demo_tokenizer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_demo_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def processors(tokenizer):
+    return {role: build_processor(recipe_for(role).model, tokenizer) for role in ("lvlm", "svlm")}
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return next(iter_clips(seed=3, clips=1, frames_per_clip=60))
+
+
+@pytest.fixture(scope="module")
+def config():
+    return scenario_config()
+
+
+def _scripted(processor, config, seed=0, **kwargs):
+    return ScriptedBackend(
+        "scripted", processor, config.edge.image_max_side, np.random.default_rng(seed), **kwargs
+    )
+
+
+def test_every_answer_word_is_one_token(tokenizer):
+    for word in answer_words():
+        assert len(tokenizer.tokenize(word)) == 1, word
+
+
+def test_encoded_sample_is_the_chat_template_with_the_answer(processors, clip, config):
+    processor = processors["lvlm"]
+    sample = full_frame_samples(
+        config, clip.frames[0], clip.annotations[0], (0.7, 0.7), np.random.default_rng(0)
+    )[0]
+    encoder = Encoder(processor, config.cloud.image_max_side)
+    encoded = encoder.encode(sample, ImageStore())
+    messages = [*sample.messages, {"role": "assistant", "content": [{"type": "text", "text": sample.target}]}]
+    rendered = processor.apply_chat_template(messages, tokenize=False)
+    assert rendered.endswith("<|im_end|>\n")
+    images = [to_model_input(i, processor, config.cloud.image_max_side) for i in sample.images]
+    expected = processor(text=[rendered[: -len("\n")]], images=images)["input_ids"][0]
+    assert encoded.input_ids.tolist() == list(expected)
+    answer = processor.tokenizer.decode(encoded.input_ids[encoded.prompt_len :].tolist())
+    assert answer == sample.target + "<|im_end|>"
+
+
+def test_cached_model_input_gives_the_processors_pixels(processors, clip, config):
+    processor = processors["svlm"]
+    frame = clip.frames[10].image
+    for image in (frame, frame[20:220, 40:260], np.ascontiguousarray(frame[::2, ::2])):
+        cached = to_model_input(image, processor, config.edge.image_max_side)
+        direct = processor.image_processor(images=[image], return_tensors="np")
+        again = processor.image_processor(images=[cached], return_tensors="np")
+        assert np.array_equal(direct["pixel_values"], again["pixel_values"])
+        assert np.array_equal(direct["image_grid_thw"], again["image_grid_thw"])
+
+
+def test_collate_trains_on_answer_tokens_only(processors, clip, config):
+    processor = processors["svlm"]
+    store = ImageStore()
+    encoder = Encoder(processor, config.edge.image_max_side)
+    rng = np.random.default_rng(0)
+    samples = crop_samples(config, clip.frames[0], clip.annotations[0], (0.35, 0.35), rng)
+    items = [encoder.encode(s, store) for s in samples]
+    assert len(store) < sum(len(i.image_keys) for i in items)  # the full frame is stored once
+    batch = collate(items, store, processor)
+    for row, item in enumerate(items):
+        labels = batch["labels"][row]
+        kept = labels[labels != -100].tolist()
+        assert kept == item.input_ids[item.prompt_len :].tolist()
+        assert int(batch["attention_mask"][row].sum()) == len(item.input_ids)
+    assert batch["pixel_values"].shape[0] == int(batch["image_grid_thw"].prod(dim=1).sum())
+
+
+def test_svlm_prompt_is_built_by_context_replacement(processors, clip, config):
+    """A recorded SVLM prompt is exactly what Context Replacement and Visual Focus make of the store."""
+    frame, annotation = clip.frames[30], clip.annotations[30]
+    rng = np.random.default_rng(1)
+    backend = _scripted(processors["svlm"], config)
+    context = light_context(
+        frame, annotation, True, 0.8, wrong_light(annotation, rng), rng, processors["lvlm"]
+    )
+    query = TaskQuery("vqa", "light")
+    sample = single_call(backend, config, "spotvlm", query, frame, annotation, context, "g")
+    cfg = mode_config(config, MODES["spotvlm"])
+    store = ContextStore.from_config(cfg.context)
+    store.add(context)
+    view = VisualFocus(cfg.focus, count_image_tokens=backend.image_tokens).prepare(frame, context, None)
+    plan = ContextReplacement(cfg.context, cfg.system_prompt, count_tokens=backend.count_tokens).build(
+        frame.stamp_ns, "vqa", query.prompt, store, len(view.images), focus_note=view.note
+    )
+    assert sample.messages == plan.messages
+    assert len(sample.images) == 2  # the frame and a close-up of the light
+    assert sample.target == annotation.answer("light")
+    assert context.text.split("\n")[0] != sample.target  # the context contradicts the frame
+    assert any(context.text.split("\n")[0] in str(m["content"]) for m in sample.messages[1:-1])
+
+
+def test_simulated_runs_record_context_turns_with_true_targets(processors, clip, config):
+    rng = np.random.default_rng(4)
+    svlm = _scripted(processors["svlm"], config, keep=1.0, error_rate=0.25)
+    lvlm = ScriptedBackend("l", processors["lvlm"], config.cloud.image_max_side, rng, error_rate=0.5)
+    queries = [TaskQuery("vqa", "light")]
+    samples = context_samples(clip, config, svlm, lvlm, rng, 3, (0.2, 0.5), queries)
+    assert len(samples) > 20
+    truths = {f.stamp_ns: a for f, a in zip(clip.frames, clip.annotations, strict=True)}
+    with_history = [s for s in samples if len(s.messages) > 2]
+    assert len(with_history) > len(samples) // 2
+    for sample in samples:
+        assert sample.kind == "context" and sample.target in ("red", "yellow", "green")
+    answers = {s.target for s in samples}
+    assert answers <= {a.answer("light") for a in truths.values()}
+    contradicted = [
+        s
+        for s in with_history
+        if any(f'"{w}' in str(s.messages[1:-1]) for w in {"red", "yellow", "green"} - {s.target})
+    ]
+    assert contradicted  # wrong context (LVLM corruption or own errors) appears in the history
+
+
+def test_answers_with_regions_and_answer_part(clip):
+    annotation = clip.annotations[0]
+    text = answer_text(TaskQuery("vqa", "light"), annotation, want_regions=True, scale=(0.7, 0.7))
+    word, boxes = text.split("\n")
+    assert word == annotation.answer("light") and '"label": "traffic light"' in boxes
+    assert answer_part(text) == word
+    assert answer_part("green") == "green"
+
+
+def _annotation() -> FrameAnnotation:
+    return FrameAnnotation(
+        0,
+        (VqaItem("light", "q", "red"),),
+        "A road with no cars, a red traffic light and no pedestrians.",
+        (GroundingItem("light", "the traffic light", "traffic light", Box(100, 40, 120, 80)),),
+    )
+
+
+def test_accuracy_per_group_from_known_predictions():
+    image = np.zeros((240, 320, 3), np.uint8)
+    vqa = Sample("full", "vqa:light", [], [image], "red")
+    ground = Sample(
+        "full", "grounding:light", [], [image], "", "x", meta={"box": (100, 40, 120, 80), "size": (320, 240)}
+    )
+    cap = Sample("full", "caption", [], [image], _annotation().caption)
+    predictions = [
+        Prediction(vqa, "red"),
+        Prediction(vqa, "Red.\n[]"),  # normalized, region JSON ignored
+        Prediction(vqa, "green"),
+        Prediction(vqa, ""),
+        Prediction(ground, '[{"bbox_2d": [70, 28, 84, 56], "label": "traffic light"}]', (224, 168)),  # IoU 1
+        Prediction(ground, '[{"bbox_2d": [0, 0, 10, 10], "label": "traffic light"}]', (224, 168)),
+        Prediction(cap, "a road with no cars, a red traffic light and no pedestrians"),
+        Prediction(cap, "A road with 1 car, a red traffic light and no pedestrians."),
+    ]
+    assert accuracy_by_group(predictions) == {"caption": 0.5, "grounding:light": 0.5, "vqa:light": 0.5}
+    assert class_prior([vqa, vqa, Sample("full", "vqa:light", [], [image], "green")]) == {"vqa:light": 2 / 3}
+
+
+class _ScriptedAnswers:
+    """Test double of a VlmBackend answering from a list (stands in for a model to check the scoring)."""
+
+    name = "scripted-answers"
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def generate(self, messages, images, *, max_new_tokens=None, want_regions=False):
+        self.calls.append((messages, len(images), max_new_tokens))
+        return Generation(self.answers.pop(0))
+
+
+def test_evaluate_asks_every_sample_and_scores_it():
+    image = np.zeros((24, 32, 3), np.uint8)
+    samples = [
+        Sample("full", "vqa:cars", [{"role": "user", "content": "q"}], [image], str(n)) for n in (0, 1, 2, 3)
+    ]
+    backend = _ScriptedAnswers(["0", "1", "3", "two"])
+    assert evaluate(backend, samples, max_new_tokens=5) == {"vqa:cars": 0.5}
+    assert [c[2] for c in backend.calls] == [5] * 4
+
+
+def test_curriculum_stages_and_learning_rate():
+    recipe = recipe_for("lvlm")
+    assert recipe.stage_at(0.0).name == "crops" and recipe.stage_at(0.0).mix == {"crop": 1.0}
+    assert recipe.stage_at(0.2).name == "mixed"
+    assert recipe.stage_at(0.99).name == "full" and recipe.stage_at(1.5).name == "full"
+    assert learning_rate(recipe, 0, 0.0) == pytest.approx(recipe.lr / recipe.warmup_steps)
+    assert learning_rate(recipe, recipe.warmup_steps, 0.0) == pytest.approx(recipe.lr)
+    assert learning_rate(recipe, 10_000, 1.0) == pytest.approx(recipe.lr * recipe.min_lr_fraction)
+    assert recipe_for("svlm").model.input_width == 112 and recipe.model.text_layers == 4

@@ -1,0 +1,117 @@
+"""Training runs on the micro recipe: overfitting, resume, export through the normal backend, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from spotvlm_ros.cli import main
+from spotvlm_ros.core.config import ModelConfig
+from spotvlm_ros.models.factory import create_backend
+from spotvlm_ros.training.export import prompt_fingerprint, read_training_info
+from spotvlm_ros.training.scenario import scenario_config
+from spotvlm_ros.training.trainer import Trainer, TrainError, TrainOptions
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def lvlm_run(tmp_path_factory):
+    """A micro LVLM run of 6 steps, exported (data built once for the module)."""
+    out = tmp_path_factory.mktemp("micro_lvlm")
+    options = TrainOptions(role="lvlm", out_dir=out / "run", steps=6, micro=True, eval_every_steps=3)
+    trainer = Trainer(options, log=lambda _: None)
+    result = trainer.run()
+    return trainer, result
+
+
+def test_loss_falls_on_a_fixed_batch(lvlm_run, tmp_path):
+    trainer, _ = lvlm_run
+    fresh = Trainer(
+        TrainOptions(role="lvlm", out_dir=tmp_path / "overfit", steps=40, micro=True), log=lambda _: None
+    )
+    fresh.recipe = fresh.recipe.__class__(**{**fresh.recipe.__dict__, "warmup_steps": 1, "lr": 1e-2})
+    batch = list(range(min(4, len(fresh.data.items))))
+    losses = [fresh.train_step(batch) for _ in range(40)]
+    assert losses[-1] < 0.4 * losses[0], losses
+
+
+def test_run_logs_evaluates_and_exports(lvlm_run):
+    trainer, result = lvlm_run
+    assert result.steps == 6
+    log = [json.loads(line) for line in (trainer.run_dir / "train_log.jsonl").read_text().splitlines()]
+    events = [r["event"] for r in log]
+    assert events[0] == "prior" and events.count("step") == 6 and events.count("eval") == 2
+    groups = set(log[-1]["accuracy"])
+    assert {"vqa:light", "vqa:cars", "vqa:pedestrian", "crop:light", "grounding:light"} <= groups
+    header = (trainer.run_dir / "train_log.csv").read_text().splitlines()[0]
+    assert "acc:vqa:light" in header and header.startswith("event,step,elapsed_s,stage,loss,lr")
+    info = read_training_info(result.export_dir)
+    assert info["role"] == "lvlm" and info["steps"] == 6 and info["heldout_accuracy"] == result.accuracy
+    assert info["prompt_fingerprint"] == prompt_fingerprint(scenario_config())
+    assert (result.export_dir / "model.safetensors").is_file()
+    assert (result.export_dir / "train_log.csv").is_file()
+
+
+def test_exported_model_answers_through_create_backend(lvlm_run):
+    trainer, result = lvlm_run
+    backend = create_backend(ModelConfig(backend="hf", model=str(result.export_dir), max_new_tokens=4))
+    try:
+        sample = next(s for s in trainer.data.heldout if s.group == "vqa:light")
+        generation = backend.generate(sample.messages, sample.images)
+        assert isinstance(generation.text, str) and generation.image_tokens > 0
+        reloaded = backend.model.state_dict()
+        for name, value in trainer.model.state_dict().items():
+            assert torch.equal(reloaded[name], value), name
+    finally:
+        backend.close()
+
+
+def test_resume_continues_exactly(lvlm_run, tmp_path):
+    """Interrupted after 3 steps and resumed, a run ends with the weights of an uninterrupted one."""
+    trainer, _ = lvlm_run
+    straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
+    for run_dir in (straight_dir, split_dir):
+        shutil.copytree(trainer.run_dir / "data", run_dir / "data")  # reuse the built data
+
+    def options(run_dir, resume=False):
+        return TrainOptions(role="lvlm", out_dir=run_dir, steps=5, micro=True, resume=resume)
+
+    straight = Trainer(options(straight_dir), log=lambda _: None)
+    straight.run()
+    first = Trainer(options(split_dir), log=lambda _: None)
+    for _ in range(3):
+        first.train_step(
+            first.sampler.batch(first.recipe.stage_at(first.progress()).mix, first.recipe.batch_size)
+        )
+    first.checkpoint()
+    with pytest.raises(TrainError, match="--resume"):
+        Trainer(options(split_dir), log=lambda _: None)
+    second = Trainer(options(split_dir, resume=True), log=lambda _: None)
+    assert second.state.step == 3
+    second.run()
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(second.model.state_dict()[name], value), name
+
+
+def test_cli_trains_a_micro_svlm(tmp_path, capsys):
+    out = tmp_path / "svlm"
+    code = main(
+        ["train-demo", "--role", "svlm", "--micro", "--steps", "2", "--out", str(out), "--eval-every", "0"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "held-out accuracy" in captured.out and "light:focus_ctx_wrong" in captured.out
+    info = read_training_info(out / "model")
+    assert info["command"].startswith("spotvlm train-demo --role svlm") and "--micro" in info["command"]
+    assert info["data"]["train_kinds"]["context"] > 0
+    assert main(["train-demo", "--role", "svlm", "--out", str(tmp_path / "none"), "--resume", "--micro"]) == 2
