@@ -418,6 +418,7 @@ def _completion_text(response: dict[str, Any]) -> tuple[str, int]:
         raise BackendError(
             f"first choice has no text content (finish_reason={choice.get('finish_reason')!r})"
         )
+    content = content.encode("utf-8", "replace").decode("utf-8")  # lone surrogates (JSON \ud800) -> "?"
     usage = response.get("usage")
     prompt_tokens = usage.get("prompt_tokens", 0) if isinstance(usage, dict) else 0
     return content, prompt_tokens if isinstance(prompt_tokens, int) and prompt_tokens > 0 else 0

@@ -210,7 +210,10 @@ class ThreadDispatcher:
             with self._lock:
                 if self._futures.pop(request_id, None) is None:
                     return  # cancelled meanwhile
-            done(generation, error, (self.clock.now_ns() - sent_ns) / NS_PER_S)
+            try:
+                done(generation, error, (self.clock.now_ns() - sent_ns) / NS_PER_S)
+            except Exception:  # a failing consumer (e.g. the output bag) must not vanish in the pool
+                LOG.exception("delivering LVLM request %s failed", request_id)
 
         with self._lock:
             self._futures[request_id] = self._pool.submit(run)

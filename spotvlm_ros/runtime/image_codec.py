@@ -128,6 +128,10 @@ def decode_raw(
     buffer = np.frombuffer(data, dtype=np.uint8)
     if encoding in _CHANNELS_8BIT or encoding == "rgb8":
         channels = _CHANNELS_8BIT.get(encoding, 3)
+        if channels == 2 and width % 2:
+            raise ImageDecodeError(
+                "bad_size", f"{encoding} needs an even width (pixel pairs share chroma), got {width}"
+            )
         rows = _rows(buffer, height, step, width * channels, encoding)
         image = rows.reshape(height, width, channels)
         if encoding == "rgb8":
