@@ -207,3 +207,72 @@ def test_tiny_local_model_serves_a_goal(tiny_model_dir):
         assert context.model == backend.name and context.image_size == (128, 96)
     finally:
         backend.close()
+
+
+class GatedBackend(GroundingBackend):
+    """Test double of a local model: one generation at a time, held until ``gate`` opens."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.entered = 0
+
+    def generate(self, *args, **kwargs):
+        self.entered += 1
+        self.started.set()
+        self.gate.wait(10)
+        return super().generate(*args, **kwargs)
+
+
+def test_local_models_queue_goals_and_a_cancel_ends_a_queued_one_at_once():
+    backend = GatedBackend()
+    svc = service(backend)  # cloud.backend defaults to tiny: one generation at a time
+    outcomes = {}
+    first = threading.Thread(target=lambda: outcomes.setdefault("a", svc.run(goal("a"))))
+    first.start()
+    assert backend.started.wait(5)
+    cancel_b = threading.Event()
+    second = threading.Thread(
+        target=lambda: outcomes.setdefault("b", svc.run(goal("b"), cancelled=cancel_b.is_set))
+    )
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and backend.entered == 1  # queued behind the running generation
+    cancel_b.set()
+    second.join(2)
+    assert not second.is_alive() and outcomes["b"].status == CANCELED and "queued" in outcomes["b"].error
+    backend.gate.set()
+    first.join(5)
+    assert outcomes["a"].status == SUCCEEDED and len(backend.calls) == 1
+
+
+def test_close_aborts_queued_goals():
+    backend = GatedBackend()
+    svc = service(backend)
+    outcomes = {}
+    first = threading.Thread(target=lambda: outcomes.setdefault("a", svc.run(goal("a"))))
+    first.start()
+    assert backend.started.wait(5)
+    second = threading.Thread(target=lambda: outcomes.setdefault("b", svc.run(goal("b"))))
+    second.start()
+    svc.close()
+    second.join(2)
+    assert outcomes["b"].status == ABORTED and outcomes["b"].error == "server shutting down"
+    backend.gate.set()
+    first.join(5)
+
+
+def test_http_backends_run_goals_concurrently():
+    backend = GatedBackend()
+    config = config_from_dict({"cloud": {"backend": "openai", "base_url": "http://127.0.0.1:1/v1"}})
+    svc = LvlmService(backend, config)
+    threads = [threading.Thread(target=svc.run, args=(goal(str(i)),)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    threading.Event().wait(0.3)
+    assert backend.entered == 2  # both generate at once (the endpoint batches them)
+    backend.gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(backend.calls) == 2

@@ -159,6 +159,9 @@ class SpotVlmNode(LifecycleNode):
     def cleanup(self) -> None:
         """Destroy what ``configure`` created."""
 
+    def stop(self) -> None:
+        """Process exit: stop threads quickly; nothing is freed (the process ends)."""
+
     def on_config_change(self, keys: set[str]) -> None:
         """Apply a validated change of ``keys`` (``self.config`` is already the new config)."""
 
@@ -218,8 +221,7 @@ def run_node(factory: Callable[[], SpotVlmNode], args: list[str] | None = None) 
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node.active:
-            node.deactivate()
+        node.stop()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

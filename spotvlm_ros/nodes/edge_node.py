@@ -9,7 +9,6 @@ on deactivate.
 
 from __future__ import annotations
 
-import gc
 import time
 
 from rosidl_runtime_py import message_to_ordereddict
@@ -79,7 +78,10 @@ class EdgeNode(SpotVlmNode):
         if self.backend is not None:
             self.backend.close()  # frees the weights and the GPU cache
         self.backend = None
-        gc.collect()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout_s=2.0)
 
     def cleanup(self) -> None:
         for pub in (self.answer_pub, self.detections_pub, self.focus_pub):

@@ -8,8 +8,6 @@ the goal with the reason. The backend is loaded on activate and freed (with the 
 
 from __future__ import annotations
 
-import gc
-
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 
@@ -48,8 +46,12 @@ class LvlmServerNode(SpotVlmNode):
         self.server.destroy()
         self.server = None
         service, self.service = self.service, None
+        service.close()  # queued goals end now; the one generating finishes
         service.backend.close()  # frees the weights and the GPU cache
-        gc.collect()
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.close()  # queued goals end now
 
     def on_config_change(self, keys: set[str]) -> None:
         if self.service is not None:

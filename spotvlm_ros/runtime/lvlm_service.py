@@ -7,7 +7,9 @@ rejection reason (the node logs it and rejects). :meth:`LvlmService.run` decodes
 backend and returns an :class:`Outcome`: ``succeeded`` with the result dict (``QueryLVLM`` result
 layout, regions in pixels of the image the server got), ``canceled``, or ``aborted`` with the reason
 (undecodable image, backend error). Cancellation is honoured before and after generation, and during it
-for backends that can abort a request (the OpenAI-compatible HTTP backend).
+for backends that can abort a request (the OpenAI-compatible HTTP backend). Local models generate one
+goal at a time: the others wait in the service, where a cancel (or :meth:`LvlmService.close`) ends them
+at once instead of after a generation nobody wants.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from .image_codec import ImageDecodeError, compressed_image_size, decode_compres
 LOG = logging.getLogger("spotvlm.lvlm_service")
 
 SUCCEEDED, CANCELED, ABORTED = "succeeded", "canceled", "aborted"
+LOCAL_BACKENDS = ("tiny", "hf")
+"""Backends that generate one request at a time in this process: goals queue in the service."""
+QUEUE_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class LvlmService:
         self._lock = threading.Lock()
         self._running: set[str] = set()
         self._cancel = getattr(backend, "cancel", None)
+        concurrent = 1 if config.cloud.backend in LOCAL_BACKENDS else config.server.max_queued_goals
+        self._slots = threading.Semaphore(concurrent)
+        self._closing = threading.Event()
         self._takes_request_id = "request_id" in inspect.signature(backend.generate).parameters
 
     @property
@@ -142,6 +150,10 @@ class LvlmService:
         if self._cancel is not None and request_id:
             self._cancel(request_id)
 
+    def close(self) -> None:
+        """Abort goals still queued (the one generating finishes); call before closing the backend."""
+        self._closing.set()
+
     def messages(self, prompt: str) -> list[dict[str, Any]]:
         """System prompt, then the image and the goal's prompt (the backend adds the grounding request)."""
         return [
@@ -181,7 +193,14 @@ class LvlmService:
         request_id = str(goal.get("request_id", ""))
         max_new_tokens = int(goal.get("max_new_tokens", 0)) or self.config.cloud.max_new_tokens
         extra = {"request_id": request_id} if self._takes_request_id and request_id else {}
+        while not self._slots.acquire(timeout=QUEUE_POLL_S):  # a goal cancelled while queued ends at once
+            if self._closing.is_set():
+                return Outcome(ABORTED, failed_result("server shutting down"))
+            if cancelled():
+                return Outcome(CANCELED, failed_result("canceled while queued"))
         try:
+            if cancelled():
+                return Outcome(CANCELED, failed_result("canceled while queued"))
             generation = self.backend.generate(
                 self.messages(str(goal["prompt"])),
                 [image],
@@ -193,6 +212,8 @@ class LvlmService:
             if cancelled():
                 return Outcome(CANCELED, failed_result("canceled"))
             return Outcome(ABORTED, failed_result(f"backend error: {err}"))
+        finally:
+            self._slots.release()
         if cancelled():
             return Outcome(CANCELED, failed_result("canceled"))
         feedback(generation.text)

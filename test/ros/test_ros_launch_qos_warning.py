@@ -20,6 +20,7 @@ if LAUNCH_TESTING_MISSING:
 
 import launch_testing
 import launch_testing.actions
+import launch_testing.asserts
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -64,3 +65,9 @@ class TestQosMismatch(unittest.TestCase):
             f"no frame on {CAMERA} (sensor_msgs/msg/Image, QoS reliable, volatile, keep_last 1)", timeout=120
         )
         proc_output.assertWaitFor("QoS mismatch: the subscription asks for reliable", timeout=30)
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_processes_exit_cleanly(self, proc_info) -> None:
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2, -15])

@@ -19,6 +19,7 @@ if LAUNCH_TESTING_MISSING:
 
 import launch_testing
 import launch_testing.actions
+import launch_testing.asserts
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -74,3 +75,9 @@ class TestReplay(unittest.TestCase):
         context = self.contexts.messages[0]
         self.assertTrue(BAG_START_NS <= stamp_ns(context.header) <= BAG_END_NS)
         self.assertEqual(context.header.frame_id, "camera")
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_processes_exit_cleanly(self, proc_info) -> None:
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2, -15])
