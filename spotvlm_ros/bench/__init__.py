@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-BENCHMARKS = ("core", "models", "replay")
+BENCHMARKS = ("core", "models", "replay", "accuracy", "soak")
 
 # figure -> (comparison, target), from DESIGN.md "Benchmarks: one output convention"
 TARGETS: dict[str, tuple[str, float]] = {

@@ -22,6 +22,7 @@ from .modeling import to_model_input
 from .samples import Sample
 
 IGNORE_INDEX = -100
+_CACHE_SIZE = 4096  # prompt texts whose token ids are kept
 
 
 @dataclass
@@ -100,15 +101,30 @@ class Encoder:
         self.tokenizer = processor.tokenizer
         self.image_max_side = image_max_side
         self.end_id = int(self.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+        self._prompts: dict[tuple, list[int]] = {}
+        self._resized: tuple[np.ndarray, np.ndarray] | None = None  # (source, model input) of the last image
+
+    def _model_input(self, image: np.ndarray) -> np.ndarray:
+        """The model-input image (the questions of one frame share their source array: resized once)."""
+        if self._resized is not None and self._resized[0] is image:
+            return self._resized[1]
+        resized = to_model_input(image, self.processor, self.image_max_side)
+        self._resized = (image, resized)
+        return resized
 
     def prompt_text(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def encode(self, sample: Sample, store: ImageStore) -> Encoded:
-        images = [to_model_input(image, self.processor, self.image_max_side) for image in sample.images]
-        prompt = self.processor(text=[self.prompt_text(sample.messages)], images=images or None)["input_ids"][
-            0
-        ]
+        images = [self._model_input(image) for image in sample.images]
+        text = self.prompt_text(sample.messages)
+        key = (text, tuple(image.shape for image in images))
+        prompt = self._prompts.get(key)
+        if prompt is None:  # the ids depend on the text and the image sizes only, not on the pixels
+            prompt = list(self.processor(text=[text], images=images or None)["input_ids"][0])
+            if len(self._prompts) >= _CACHE_SIZE:
+                self._prompts.clear()
+            self._prompts[key] = prompt
         answer = self.tokenizer(sample.target, add_special_tokens=False)["input_ids"] + [self.end_id]
         ids = np.asarray(list(prompt) + list(answer), dtype=np.int32)
         keys = [store.add(image) for image in images]

@@ -1,0 +1,284 @@
+"""``spotvlm bench accuracy``: how much of the SVLM -> LVLM accuracy gap SpotVLM closes, and at what cost.
+
+The ``spotvlm eval`` machinery (simulated clock, memoized model calls) runs every mode on an annotated
+bag for the VQA questions under lognormal cloud delays (sigma 0.8) whose mean sweeps 0.2 s .. 9 s; the
+accuracy-vs-delay plot shows every mode. Figures (DESIGN.md):
+
+- ``gap_closed_mean1p5s`` / ``gap_closed_mean5s``: (spotvlm - svlm) / (lvlm_blocking - svlm) of the VQA
+  exact match at mean delay 1.5 s / 5 s (targets >= 0.6 / >= 0.5); null when the LVLM is not better;
+- ``latency_vs_svlm_ratio``: SVLM compute per frame with SpotVLM's prompts (context turns, focus crops)
+  over SVLM alone, timed side by side on the same frames with a backend per mode (target <= 1.15);
+- ``ablation_delta_*``: accuracy spotvlm minus each ablation (positive = the ablated part helps).
+
+Models: the shipped demo models (``spotvlm_ros/demo_models/{lvlm,svlm}``) when present, else the tiny
+random stand-ins, in which case the figures exercise the pipeline and say nothing about accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..core.config import SpotVlmConfig
+from . import bench_line
+
+DEMO_BAG = Path(__file__).resolve().parent.parent.parent / "rosbags" / "demo"
+MODES = (
+    "svlm",
+    "lvlm",
+    "lvlm_blocking",
+    "offload",
+    "spotvlm",
+    "spotvlm_no_focus",
+    "spotvlm_no_replacement",
+)
+SWEEP = (0.2, 0.5, 1.0, 1.5, 3.0, 5.0, 9.0)
+QUICK_SWEEP = (1.5, 5.0)
+HEADLINE = {"gap_closed_mean1p5s": 1.5, "gap_closed_mean5s": 5.0}
+ABLATIONS = ("spotvlm_no_focus", "spotvlm_no_replacement")
+HELDOUT_BAG_SEED = 900_001  # a generated bag's clip seeds are not among the training clips' seeds
+RANDOM_NOTE = (
+    "NOTE: the demo models are not shipped yet (spotvlm_ros/demo_models/{lvlm,svlm}); these figures come "
+    "from tiny RANDOMLY INITIALISED stand-ins: they exercise the pipeline and say nothing about accuracy."
+)
+
+
+def profile_spec(mean_s: float) -> str:
+    return f"lognormal:mean={mean_s:g},sigma=0.8"
+
+
+def gap_closed(svlm: float, lvlm: float, spot: float) -> float | None:
+    """Fraction of the svlm -> lvlm gap spotvlm closes; None when the LVLM is not more accurate."""
+    gap = lvlm - svlm
+    if not (math.isfinite(gap) and math.isfinite(spot)) or gap <= 0:
+        return None
+    return (spot - svlm) / gap
+
+
+def model_settings(lvlm: Path | None, svlm: Path | None) -> tuple[dict[str, Any], bool]:
+    """Config overrides naming the models, and whether they are trained (shipped or given)."""
+    from ..training.scenario import demo_model_dir
+
+    lvlm = lvlm or demo_model_dir("lvlm")
+    svlm = svlm or demo_model_dir("svlm")
+    if (lvlm / "config.json").is_file() and (svlm / "config.json").is_file():
+        return {
+            "cloud.backend": "hf",
+            "cloud.model": str(lvlm),
+            "edge.backend": "hf",
+            "edge.model": str(svlm),
+        }, True
+    return {"cloud.backend": "tiny", "edge.backend": "tiny"}, False
+
+
+def _vqa_score(rows: Sequence[Any], mean_s: float, mode: str) -> float:
+    for row in rows:
+        if row.mode == mode and math.isclose(row.profile_mean_s, mean_s, rel_tol=1e-6, abs_tol=1e-9):
+            return float(row.scores.get("exact_match", math.nan))
+    return math.nan
+
+
+def accuracy_figures(rows: Sequence[Any], means: Sequence[float]) -> dict[str, Any]:
+    """Gap closed at the headline delays, ablation deltas and the per-mode curve."""
+    figures: dict[str, Any] = {}
+    for name, mean_s in HEADLINE.items():
+        scores = {m: _vqa_score(rows, mean_s, m) for m in ("svlm", "lvlm_blocking", "spotvlm")}
+        closed = gap_closed(scores["svlm"], scores["lvlm_blocking"], scores["spotvlm"])
+        figures[name] = None if closed is None else round(closed, 4)
+        label = name.removeprefix("gap_closed_")
+        for ablation in ABLATIONS:
+            delta = scores["spotvlm"] - _vqa_score(rows, mean_s, ablation)
+            figures[f"ablation_delta_{ablation.removeprefix('spotvlm_')}_{label}"] = (
+                round(delta, 4) if math.isfinite(delta) else None
+            )
+    figures["vqa_curve"] = {
+        mode: {f"{m:g}": _rounded(_vqa_score(rows, m, mode)) for m in means} for mode in MODES
+    }
+    return figures
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def svlm_step_seconds(config: SpotVlmConfig, bag: Path, frames: int, question: str) -> dict[str, float]:
+    """Mean SVLM compute per frame with the prompts of svlm and of spotvlm, timed side by side."""
+    from ..models.factory import create_backend
+    from ..runtime.eval.runner import EvalPlan, prepare_eval, run_eval
+    from .accuracy_timing import RecordingBackend, time_calls
+
+    recorded: dict[str, list] = {}
+    cloud = create_backend(config.cloud, "cloud")
+    try:
+        for mode in ("svlm", "spotvlm"):
+            recorder = RecordingBackend(create_backend(config.edge, "edge"))
+            setup = prepare_eval(
+                bag,
+                config,
+                EvalPlan(
+                    modes=[mode],
+                    tasks=["vqa"],
+                    profiles=[profile_spec(1.5)],
+                    questions=[question],
+                    max_frames=frames,
+                ),
+            )
+            run_eval(setup, recorder, cloud)
+            recorded[mode] = recorder.calls
+            recorder.close()
+    finally:
+        cloud.close()
+    return time_calls(config, recorded)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spotvlm bench accuracy", description=__doc__.splitlines()[0])
+    parser.add_argument("--bag", type=Path, default=None, help="annotated bag (default: rosbags/demo)")
+    parser.add_argument(
+        "--generate", action="store_true", help="evaluate on a freshly generated held-out bag instead"
+    )
+    parser.add_argument("--frames", type=int, default=300, help="frames of the bag per run (300)")
+    parser.add_argument(
+        "--questions", default="light,cars,pedestrian", help="VQA ids (light,cars,pedestrian)"
+    )
+    parser.add_argument("--sweep", default=",".join(f"{m:g}" for m in SWEEP), help="mean delays in s")
+    parser.add_argument("--timing-frames", type=int, default=40, help="frames timed per mode (40)")
+    parser.add_argument(
+        "--lvlm", type=Path, default=None, help="LVLM model dir (default: shipped demo model)"
+    )
+    parser.add_argument(
+        "--svlm", type=Path, default=None, help="SVLM model dir (default: shipped demo model)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/bench/accuracy"), help="outputs (out/bench/accuracy)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a fast plumbing run: 20 frames, light, 1.5 s and 5 s"
+    )
+    return parser
+
+
+def _bag(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
+    if args.bag is not None:
+        return args.bag, f"bag {args.bag}"
+    if not args.generate and (DEMO_BAG / "metadata.yaml").is_file():
+        return DEMO_BAG, f"demo bag {DEMO_BAG}"
+    from ..runtime.make_bag import make_synthetic_bag
+    from ..training.recipe import FRAME_SIZE
+
+    bag = tmp / "heldout_bag"
+    make_synthetic_bag(
+        bag,
+        frames=args.frames,
+        seed=HELDOUT_BAG_SEED,
+        width=FRAME_SIZE[0],
+        height=FRAME_SIZE[1],
+        transport="compressed",
+    )
+    return bag, f"generated held-out bag {bag} (seed {HELDOUT_BAG_SEED})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from ..cli_run import run_evaluation
+    from ..runtime.eval.memo import MemoBackend
+    from ..runtime.eval.runner import EvalPlan, prepare_eval
+    from ..training.scenario import scenario_config
+
+    torch.set_num_threads(max(1, args.threads))
+    hf_logging.disable_progress_bar()
+    if args.quick:
+        args.frames, args.questions, args.timing_frames = 20, "light", 4
+        args.sweep = ",".join(f"{m:g}" for m in QUICK_SWEEP)
+    means = sorted({float(m) for m in args.sweep.split(",") if m.strip()} | set(HEADLINE.values()))
+    settings, trained = model_settings(args.lvlm, args.svlm)
+    if not trained:  # random stand-ins never stop early: keep their answers short
+        settings = {**settings, "edge.max_new_tokens": 4, "cloud.max_new_tokens": 8}
+    config = scenario_config(settings)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="spotvlm-bench-acc-") as tmp:
+        bag, origin = _bag(args, Path(tmp))
+        plan = EvalPlan(
+            modes=list(MODES),
+            tasks=["vqa"],
+            profiles=[profile_spec(m) for m in means],
+            questions=[q.strip() for q in args.questions.split(",") if q.strip()],
+            max_frames=args.frames,
+        )
+        setup = prepare_eval(bag, config, plan)
+        header = [
+            f"SpotVLM accuracy benchmark on the {origin}: first {setup.frames} frames, VQA "
+            f"{', '.join(i.key for i in setup.items)}; lognormal cloud delay (sigma 0.8), mean "
+            f"{', '.join(f'{m:g}' for m in means)} s; SVLM step {config.edge.step_time_s} s (simulated)",
+            f"- models: edge {config.edge.model or 'tiny'}, cloud {config.cloud.model or 'tiny'}",
+        ]
+        if not trained:
+            header.append(f"- {RANDOM_NOTE}")
+        print("\n".join(header), flush=True)
+        from ..models.factory import create_backend
+
+        edge = MemoBackend(create_backend(config.edge, "edge"))
+        cloud = MemoBackend(create_backend(config.cloud, "cloud"))
+        try:
+            outputs = run_evaluation(setup, edge, cloud, args.out, plots=True, progress=False, header=header)
+        finally:
+            edge.close()
+            cloud.close()
+        question = setup.items[0].item_id
+        timing = svlm_step_seconds(config, bag, max(2, args.timing_frames), question)
+    figures = accuracy_figures(outputs["rows"], means)
+    ratio = timing["spotvlm"] / timing["svlm"] if timing["svlm"] > 0 else math.nan
+    figures["latency_vs_svlm_ratio"] = _rounded(ratio)
+    figures["svlm_step_ms"] = round(1000 * timing["svlm"], 2)
+    figures["spotvlm_step_ms"] = round(1000 * timing["spotvlm"], 2)
+    figures["trained_models"] = trained
+    figures["frames"] = setup.frames
+    _report(figures, outputs, trained, time.perf_counter() - started, args.out)
+    curve = figures.pop("vqa_curve")
+    print(bench_line("accuracy", figures))
+    (args.out / "accuracy_curve.json").write_text(json.dumps(curve, indent=1))
+    return 0
+
+
+def _report(
+    figures: dict[str, Any], outputs: dict[str, Any], trained: bool, seconds: float, out: Path
+) -> None:
+    print("VQA exact match by mean cloud delay (s):")
+    curve = figures["vqa_curve"]
+    means = list(next(iter(curve.values())))
+    print("  " + "mode".ljust(24) + "".join(m.rjust(8) for m in means))
+    for mode, points in curve.items():
+        cells = "".join(("-" if v is None else f"{v:.3f}").rjust(8) for v in points.values())
+        print("  " + mode.ljust(24) + cells)
+    for name in HEADLINE:
+        value = figures[name]
+        target = ">= 0.6" if name.endswith("1p5s") else ">= 0.5"
+        shown = "n/a (the LVLM is not more accurate than the SVLM here)" if value is None else f"{value:.3f}"
+        print(f"{name}: {shown} (target {target})")
+    for key, value in figures.items():
+        if key.startswith("ablation_delta_"):
+            verdict = (
+                ""
+                if value is None
+                else ("ablation loses accuracy" if value > 0 else "ablation does NOT lose")
+            )
+            print(f"{key}: {value} {verdict}".rstrip())
+    print(
+        f"SVLM step: svlm {figures['svlm_step_ms']} ms, spotvlm {figures['spotvlm_step_ms']} ms, "
+        f"latency_vs_svlm_ratio {figures['latency_vs_svlm_ratio']} (target <= 1.15)"
+    )
+    for path in outputs["plots"]:
+        print(f"plot: {path}")
+    print(f"report: {outputs['report']} ({seconds:.0f} s)")
+    if not trained:
+        print(RANDOM_NOTE)

@@ -1,0 +1,71 @@
+"""``spotvlm bench accuracy``: gap and ablation figures, and a quick end-to-end run."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from spotvlm_ros.bench import BENCHMARKS, parse_bench_line
+from spotvlm_ros.bench.accuracy import RANDOM_NOTE, accuracy_figures, gap_closed, main, profile_spec
+from spotvlm_ros.core.latency import parse_latency_profile
+from spotvlm_ros.training.scenario import demo_models_present
+
+
+def test_gap_closed():
+    assert gap_closed(0.5, 0.9, 0.8) == pytest.approx(0.75)
+    assert gap_closed(0.5, 0.9, 0.4) == pytest.approx(-0.25)
+    assert gap_closed(0.5, 0.5, 0.9) is None  # no gap to close
+    assert gap_closed(0.6, 0.5, 0.9) is None
+    assert gap_closed(float("nan"), 0.5, 0.9) is None
+
+
+def test_profiles_are_lognormal_with_the_asked_mean():
+    assert profile_spec(1.5) == "lognormal:mean=1.5,sigma=0.8"
+    assert parse_latency_profile(profile_spec(5.0)).mean_s == pytest.approx(5.0)
+
+
+def _row(mode, mean_s, score):
+    return SimpleNamespace(mode=mode, profile_mean_s=mean_s, scores={"exact_match": score})
+
+
+def test_figures_from_summary_rows():
+    rows = [
+        _row("svlm", 1.5, 0.4),
+        _row("lvlm_blocking", 1.5, 0.9),
+        _row("spotvlm", 1.5, 0.8),
+        _row("spotvlm_no_focus", 1.5, 0.7),
+        _row("spotvlm_no_replacement", 1.5, 0.85),
+        _row("svlm", 5.0, 0.4),
+        _row("lvlm_blocking", 5.0, 0.9),
+        _row("spotvlm", 5.0, 0.6),
+    ]
+    figures = accuracy_figures(rows, [1.5, 5.0])
+    assert figures["gap_closed_mean1p5s"] == pytest.approx(0.8)
+    assert figures["gap_closed_mean5s"] == pytest.approx(0.4)
+    assert figures["ablation_delta_no_focus_mean1p5s"] == pytest.approx(0.1)
+    assert figures["ablation_delta_no_replacement_mean1p5s"] == pytest.approx(-0.05)
+    assert figures["ablation_delta_no_focus_mean5s"] is None  # that run is missing
+    assert figures["vqa_curve"]["spotvlm"] == {"1.5": 0.8, "5": 0.6}
+    assert figures["vqa_curve"]["offload"] == {"1.5": None, "5": None}
+
+
+def test_quick_run_prints_figures_and_writes_the_plot(tmp_path, capsys):
+    assert "accuracy" in BENCHMARKS
+    before = torch.get_num_threads()
+    try:
+        assert main(["--quick", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out
+    name, figures = parse_bench_line(out)
+    assert name == "accuracy"
+    for key in ("gap_closed_mean1p5s", "gap_closed_mean5s", "latency_vs_svlm_ratio", "trained_models"):
+        assert key in figures
+    assert figures["latency_vs_svlm_ratio"] > 0 and figures["frames"] == 20
+    assert sum(k.startswith("ablation_delta_") for k in figures) == 4
+    assert (tmp_path / "accuracy_vs_delay.png").stat().st_size > 0
+    assert "spotvlm_no_replacement" in (tmp_path / "accuracy_curve.json").read_text()
+    assert figures["trained_models"] == demo_models_present()
+    assert (RANDOM_NOTE in out) == (not demo_models_present())
