@@ -50,6 +50,12 @@ class LatestFrameSlot:
             self._closed = True
             self._cond.notify_all()
 
+    @property
+    def waiting(self) -> int:
+        """Frames put and not taken yet: 0 or 1."""
+        with self._cond:
+            return int(self._frame is not None)
+
 
 class RealtimeRunner:
     """Plays frames on the wall clock; the edge runs in its own thread and never waits on the cloud."""
@@ -100,6 +106,11 @@ class RealtimeRunner:
     def stop(self) -> None:
         """Stop playing frames (from another thread, e.g. on Ctrl-C)."""
         self._stop.set()
+
+    @property
+    def waiting(self) -> int:
+        """Frames waiting for the edge: 0 or 1 (latest wins)."""
+        return self._slot.waiting
 
     def _admit(self, item: BagFrame | Frame) -> Frame | None:
         if isinstance(item, BagFrame):

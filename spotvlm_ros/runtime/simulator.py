@@ -48,6 +48,11 @@ class Simulator:
         if drain:
             self.finish()
 
+    @property
+    def waiting(self) -> int:
+        """Frames waiting for the answerer: 0 or 1 (latest wins)."""
+        return int(self._pending is not None)
+
     def offer(self, frame: Frame) -> None:
         """A frame arrives (at its stamp, or now when its stamp is in the past)."""
         self.clock.advance_to(frame.stamp_ns)
