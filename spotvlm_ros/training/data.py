@@ -216,6 +216,23 @@ def _limit_groups(samples: list[Sample], per_group: int, rng: np.random.Generato
     return sorted(kept, key=lambda s: s.group)
 
 
+def build_heldout(
+    recipe: TrainRecipe,
+    config: SpotVlmConfig,
+    processors: Processors,
+    seed: int,
+    clips: int = 0,
+    per_group: int = 0,
+) -> list[Sample]:
+    """A held-out set of ``clips`` fresh clips under ``seed`` (0: the recipe's counts)."""
+    data = recipe.data
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 8]))
+    samples: list[Sample] = []
+    for clip in iter_clips(seed, clips or data.heldout_clips, data.frames_per_clip):
+        samples += heldout_samples(clip, recipe, config, processors, rng)
+    return _limit_groups(samples, per_group or data.heldout_per_group, rng)
+
+
 def build_data(recipe: TrainRecipe, config: SpotVlmConfig, processors: Processors, log: Log) -> TrainingData:
     """Generate, render and encode the training and held-out data of ``recipe``."""
     data = recipe.data
@@ -227,11 +244,7 @@ def build_data(recipe: TrainRecipe, config: SpotVlmConfig, processors: Processor
         for sample in train_samples(clip, recipe, config, processors, rng):
             items.append(encoder.encode(sample, store))
         log(f"data: clip {clip.index + 1}/{data.train_clips}: {len(items)} training items")
-    heldout: list[Sample] = []
-    held_seed = recipe.seed + data.heldout_seed_offset
-    for clip in iter_clips(held_seed, data.heldout_clips, data.frames_per_clip):
-        heldout += heldout_samples(clip, recipe, config, processors, rng)
-    heldout = _limit_groups(heldout, data.heldout_per_group, rng)
+    heldout = build_heldout(recipe, config, processors, recipe.seed + data.heldout_seed_offset)
     expected = [k for k in SAMPLE_KINDS if k != "context" or recipe.role == "svlm"]
     training = TrainingData(items, store, heldout)
     absent = [k for k in expected if k not in training.by_kind]
