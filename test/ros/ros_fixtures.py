@@ -123,6 +123,22 @@ class RosHarness:
         self.node.create_subscription(msg_type, topic, collector, qos)
         return collector
 
+    def call(self, srv_type: Any, name: str, request: Any, timeout_s: float = 30.0) -> Any:
+        """Call a service from the test thread (the executor thread delivers the response)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout_s):
+                raise TimeoutError(f"service {name} not available")
+            future = client.call_async(request)
+            deadline = time.monotonic() + timeout_s
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not future.done():
+                raise TimeoutError(f"no response from {name}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()

@@ -29,6 +29,8 @@ from ament_index_python.packages import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
 from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from ros_fixtures import FRAME_ID, LATCHED, NODE_ENV, RosHarness, stamp_ns, tiny_params
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
@@ -140,21 +142,28 @@ class TestGraph(unittest.TestCase):
         )
 
     def test_6_deactivate_frees_the_model_and_activate_resumes(self) -> None:
-        self.assertIn("Transitioning successful", ros2("lifecycle set /spotvlm_edge deactivate"))
+        self.assertTrue(self.transition(Transition.TRANSITION_DEACTIVATE), "deactivate failed")
         time.sleep(1.0)
         stopped = len(self.answers.messages)
         time.sleep(3.0)
         self.assertEqual(len(self.answers.messages), stopped, "an inactive edge answered")
-        self.assertIn("inactive", ros2("lifecycle get /spotvlm_edge"))
-        self.assertIn("Transitioning successful", ros2("lifecycle set /spotvlm_edge activate"))
+        state = self.ros.call(GetState, "/spotvlm_edge/get_state", GetState.Request())
+        self.assertEqual(state.current_state.label, "inactive")
+        self.assertTrue(self.transition(Transition.TRANSITION_ACTIVATE), "activate failed")
         self.assertTrue(
             self.answers.wait(lambda m: len(m) >= stopped + 3, 60.0), "no answers after reactivation"
         )
 
+    def transition(self, transition_id: int) -> bool:
+        request = ChangeState.Request(transition=Transition(id=transition_id))
+        return self.ros.call(ChangeState, "/spotvlm_edge/change_state", request).success
+
 
 def ros2(arguments: str) -> str:
+    """Run a ``ros2`` verb without the daemon (nothing is left running)."""
+    command = f"ros2 {arguments} --no-daemon"
     proc = subprocess.run(
-        f"ros2 {arguments}", shell=True, capture_output=True, text=True, timeout=60, env=os.environ.copy()
+        command, shell=True, capture_output=True, text=True, timeout=60, env=os.environ.copy()
     )
     return proc.stdout + proc.stderr
 
