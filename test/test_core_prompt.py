@@ -1,4 +1,4 @@
-"""Context Replacement: history turns, best answer per turn, age tags, budget, ablation, safety."""
+"""Context Replacement: turn order, best answer per turn, ages, stable prefix, budget, ablation, safety."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from spotvlm_ros.core.compression import estimate_tokens
 from spotvlm_ros.core.config import ContextConfig
 from spotvlm_ros.core.context_store import ContextStore
-from spotvlm_ros.core.prompt import DATA_NOTE, ContextReplacement, age_tag
+from spotvlm_ros.core.prompt import DATA_NOTE, ContextReplacement, age_tag, ages_line, keyframe_tag
 from spotvlm_ros.core.types import (
     CONTEXT_DISABLED,
     CONTEXT_TOO_OLD,
@@ -32,6 +32,14 @@ def texts(plan) -> list[tuple[str, str]]:
         parts = [p["text"] for p in message["content"] if p["type"] == "text"]
         out.append((message["role"], " ".join(parts)))
     return out
+
+
+def counted_history(plan, count) -> int:
+    """Tokens of the history turns plus the ages line that opens the current turn."""
+    history = plan.messages[1:-1]
+    current = plan.messages[-1]["content"][-1]["text"]
+    ages = current.split("\n", 1)[0] if current.startswith("Ages now:") else ""
+    return sum(count(m["content"][0]["text"]) for m in history) + (count(ages) if ages else 0)
 
 
 def make(**overrides):
@@ -61,16 +69,32 @@ def test_late_lvlm_answer_replaces_the_svlm_answer_of_its_keyframe():
     store.add(lvlm(1.1, "The traffic light is red."))  # the keyframe at t=1.1 came back late
     plan = replacement.build(s_to_ns(1.5), "vqa", PROMPT, store, n_images=1)
     assert plan.context.status == CONTEXT_USED and plan.context.result.stamp_ns == s_to_ns(1.1)
-    assert texts(plan)[1:-1] == [
-        ("user", f"(0.4 s ago) {PROMPT}"),
+    assert texts(plan)[1:] == [
+        ("user", f"[keyframe K1] {PROMPT}"),
         ("assistant", '"The traffic light is red."'),
         ("user", f"(0.3 s ago) {PROMPT}"),
         ("assistant", '"green"'),
         ("user", f"(0.2 s ago) {PROMPT}"),
         ("assistant", '"yellow"'),
+        ("user", f"Ages now: K1 0.4 s.\n{PROMPT}"),
     ]
     assert [t.source for t in plan.turns] == ["lvlm", "svlm", "svlm"]
-    assert plan.turns[0].request_id == "req1.1" and plan.lvlm_turns == 1
+    assert plan.turns[0].request_id == "req1.1" and plan.lvlm_turns == 1 and plan.turns[0].label == 1
+    assert plan.turns[0].age_s == pytest.approx(0.4) and plan.stable_messages == 3
+
+
+def test_keyframe_turns_come_first_then_own_turns_even_when_older():
+    replacement, store = make(history_length=4, svlm_turns=2)
+    for i in range(10):
+        replacement.record_answer(s_to_ns(1.0 + i * 0.1), "vqa", PROMPT, f"own {i}")
+    store.add(lvlm(1.85, "red"))  # newer than most own turns, older than the current frame
+    plan = replacement.build(s_to_ns(2.0), "vqa", PROMPT, store, n_images=1)
+    assert [(t.source, round(t.age_s, 2)) for t in plan.turns] == [
+        ("lvlm", 0.15),
+        ("svlm", 0.2),
+        ("svlm", 0.1),
+    ]
+    assert texts(plan)[-1][1].startswith("Ages now: K1 0.2 s.\n")  # 0.15 s rounds half up
 
 
 def test_keyframe_turns_take_slots_first_and_svlm_turns_are_bounded():
@@ -136,9 +160,7 @@ def test_history_is_compressed_to_the_budget_relevant_sentences_first():
     for i in range(3):
         replacement.record_answer(s_to_ns(1.1 + 0.1 * i), "vqa", PROMPT, "The traffic light is red.")
     plan = replacement.build(s_to_ns(1.5), "vqa", PROMPT, store, n_images=1)
-    history = plan.messages[1:-1]
-    counted = sum(estimate_tokens(m["content"][0]["text"]) for m in history)
-    assert counted == plan.history_tokens <= 40
+    assert counted_history(plan, estimate_tokens) == plan.history_tokens <= 40
     lvlm_answer = texts(plan)[2][1]
     assert "traffic light at the crossing is red" in lvlm_answer
     assert "Shop signs" not in lvlm_answer
@@ -148,11 +170,12 @@ def test_budget_uses_the_given_token_counter():
     def subword(text: str) -> int:
         return sum(max(1, -(-len(w) // 2)) for w in text.split())
 
-    config = ContextConfig(max_context_tokens=30)
+    config = ContextConfig(max_context_tokens=50)
     replacement, store = ContextReplacement(config, SYSTEM, count_tokens=subword), ContextStore()
     store.add(lvlm(1.0, "The traffic light is red. " * 10))
     plan = replacement.build(s_to_ns(2.0), "vqa", PROMPT, store, n_images=1)
-    assert plan.history_tokens == sum(subword(m["content"][0]["text"]) for m in plan.messages[1:-1]) <= 30
+    assert plan.history_tokens == counted_history(plan, subword) <= 50 and plan.lvlm_turns == 1
+    assert texts(plan)[2][1].count("red") < 10  # compressed under this counter's budget
 
 
 def test_replacement_off_puts_the_raw_newest_text_in_uncompressed():
@@ -177,7 +200,7 @@ def test_injected_lvlm_text_stays_quoted_data():
     assert [m["role"] for m in plan.messages] == ["system", "user", "assistant", "user"]
 
 
-def test_age_tags_follow_the_current_frame_and_cached_selection_is_reused():
+def test_ages_follow_the_current_frame_and_the_keyframe_selection_is_reused():
     calls: list[str] = []
 
     def counter(text: str) -> int:
@@ -190,12 +213,84 @@ def test_age_tags_follow_the_current_frame_and_cached_selection_is_reused():
     first = replacement.build(s_to_ns(2.0), "vqa", PROMPT, store, n_images=1)
     before = len(calls)
     second = replacement.build(s_to_ns(2.5), "vqa", PROMPT, store, n_images=1)
-    assert texts(first)[1][1].startswith("(1.0 s ago)") and texts(second)[1][1].startswith("(1.5 s ago)")
-    assert texts(first)[2] == texts(second)[2]
-    assert len(calls) - before == 1  # only the new age tag's user text was counted
+    assert texts(first)[-1][1] == f"Ages now: K1 1.0 s.\n{PROMPT}"
+    assert texts(second)[-1][1] == f"Ages now: K1 1.5 s.\n{PROMPT}"
+    assert texts(first)[:-1] == texts(second)[:-1]
+    assert calls[before:] == ["Ages now: K1 1.5 s."]  # only the new ages line was counted
     store.add(lvlm(2.2, "Now it is green."))
     third = replacement.build(s_to_ns(2.6), "vqa", PROMPT, store, n_images=1)
-    assert texts(third)[-2] == ("assistant", '"Now it is green."')
+    assert texts(third)[1:5] == [
+        ("user", f"[keyframe K1] {PROMPT}"),
+        ("assistant", '"The light is red. A car waits."'),
+        ("user", f"[keyframe K2] {PROMPT}"),
+        ("assistant", '"Now it is green."'),
+    ]
+    assert texts(third)[-1][1].startswith("Ages now: K1 1.6 s, K2 0.4 s.\n")
+
+
+def frame_run(replacement, store, start_s: float, frames: int, step_s: float = 0.1, answer: str = "green"):
+    """Plans of ``frames`` frames from ``start_s``, the SVLM answering every frame (its answer recorded)."""
+    plans = []
+    for i in range(frames):
+        now = s_to_ns(start_s + i * step_s)
+        plan = replacement.build(now, "vqa", PROMPT, store, n_images=2, focus_note="Image 1 is the view.")
+        replacement.record_answer(now, "vqa", PROMPT, f"{answer} {i}")
+        plans.append(plan)
+    return plans
+
+
+def test_system_and_keyframe_turns_are_byte_identical_while_the_store_is_unchanged():
+    replacement, store = make(history_length=4, svlm_turns=2)
+    store.add(lvlm(0.5, "The traffic light is red. A van is parked at [96, 180, 236, 300]."))
+    store.add(lvlm(1.0, "The light is still red."))
+    plans = frame_run(replacement, store, 1.2, 8)
+    prefix = plans[0].messages[: plans[0].stable_messages]
+    assert plans[0].stable_messages == 5  # system + two keyframe turns
+    assert [m["role"] for m in prefix] == ["system", "user", "assistant", "user", "assistant"]
+    for plan in plans[1:]:
+        assert plan.messages[: plan.stable_messages] == prefix
+    # what follows the prefix changes every frame: own turns slide, ages grow
+    assert plans[3].messages[5:] != plans[4].messages[5:]
+    assert [t.source for t in plans[4].turns] == ["lvlm", "lvlm", "svlm", "svlm"]
+    assert texts(plans[4])[-1][1].startswith("Ages now: K1 1.1 s, K2 0.6 s.\n")
+    # a new LVLM result changes the prefix; the earlier keyframes keep their labels
+    store.add(lvlm(1.9, "Green now."))
+    after = frame_run(replacement, store, 2.0, 3)
+    assert after[0].messages[: after[0].stable_messages] != prefix
+    assert after[0].messages[: after[0].stable_messages][:5] == prefix
+    assert [t.label for t in after[0].turns if t.source == "lvlm"] == [1, 2, 3]
+    assert after[1].messages[: after[1].stable_messages] == after[0].messages[: after[0].stable_messages]
+
+
+@pytest.mark.parametrize("lvlm_text", ["The light is red.", "The traffic light is red. " * 8])
+def test_keyframe_turns_take_the_budget_first_and_own_turns_fill_the_rest(lvlm_text):
+    replacement, store = make(history_length=4, svlm_turns=2, max_context_tokens=60)
+    store.add(lvlm(1.0, lvlm_text))
+    own_answer = "The light is red and a cyclist waits at the crossing. A bus turns left. " * 2
+    plans = frame_run(replacement, store, 1.1, 6, answer=own_answer)
+    assert len({str(p.messages[: p.stable_messages]) for p in plans}) == 1  # own turns never change it
+    for plan in plans:
+        assert counted_history(plan, estimate_tokens) == plan.history_tokens <= 60
+    own = [t for r, t in texts(plans[-1])[3:-1] if r == "assistant"]
+    if len(lvlm_text) < 20:  # room left: the newest own turn, cut to fit
+        assert len(own) == 1 and own[0] != f'"{own_answer.strip()} 5"' and "cyclist" in own[0]
+    else:  # the keyframe answer, compressed, takes the whole budget
+        assert own == [] and " … " not in texts(plans[-1])[2][1]
+        assert plans[-1].history_tokens > 50
+
+
+def test_keyframe_labels_are_stable_and_never_reused():
+    replacement, store = make(history_length=2)
+    for i, stamp in enumerate([1.0, 2.0, 3.0]):
+        store.add(lvlm(stamp, f"answer {i}"))
+        plan = replacement.build(s_to_ns(stamp + 0.5), "vqa", PROMPT, store, n_images=1)
+        shown = [(t.label, round(t.age_s, 1)) for t in plan.turns]
+        assert shown == [(1, 0.5)] if i == 0 else shown[-1] == (i + 1, 0.5)
+    assert [t.label for t in plan.turns] == [2, 3]  # K1 left the two-turn history, its label is not reused
+    assert [t for r, t in texts(plan) if r == "user"][:2] == [
+        f"{keyframe_tag(2)} {PROMPT}",
+        f"{keyframe_tag(3)} {PROMPT}",
+    ]
 
 
 def test_svlm_answers_are_sanitized_and_repeats_ignored():
@@ -207,8 +302,12 @@ def test_svlm_answers_are_sanitized_and_repeats_ignored():
     assert [t for r, t in texts(plan) if r == "assistant"] == ['"green"']
 
 
-def test_age_tag_format():
-    assert age_tag(2.44) == "(2.4 s ago)" and age_tag(-0.1) == "(0.0 s ago)"
+def test_age_formats():
+    assert (
+        age_tag(2.44) == "(2.4 s ago)" and age_tag(-0.1) == "(0.0 s ago)" and age_tag(0.25) == "(0.3 s ago)"
+    )
+    assert ages_line([(3, 2.44), (4, 10.0)]) == "Ages now: K3 2.4 s, K4 10.0 s." and ages_line([]) == ""
+    assert keyframe_tag(7) == "[keyframe K7]"
 
 
 events = st.lists(
@@ -228,6 +327,7 @@ def test_property_budget_order_and_bounds_hold_over_any_run(events, budget, leng
     config = ContextConfig(max_context_tokens=budget, history_length=length, max_context_age_s=3.0)
     replacement, store = ContextReplacement(config, SYSTEM), ContextStore.from_config(config)
     now = 0.0
+    previous = None
     for kind, step, text in events:
         now += step
         if kind == "answer":
@@ -236,14 +336,26 @@ def test_property_budget_order_and_bounds_hold_over_any_run(events, budget, leng
             store.add(lvlm(max(0.0, now - 1.0), text))
         else:
             plan = replacement.build(s_to_ns(now + 0.05), "vqa", PROMPT, store, n_images=2)
-            history = plan.messages[1:-1] if len(plan.messages) > 2 else []
-            assert plan.history_tokens == sum(estimate_tokens(m["content"][0]["text"]) for m in history)
-            assert plan.history_tokens <= budget
+            assert plan.history_tokens == counted_history(plan, estimate_tokens) <= budget
             assert len(plan.turns) <= length
             stamps = [t.stamp_ns for t in plan.turns]
-            assert stamps == sorted(set(stamps))
+            sources = [t.source for t in plan.turns]
+            assert len(set(stamps)) == len(stamps) and sources == sorted(sources)  # keyframes first
+            for source in ("lvlm", "svlm"):
+                part = [t.stamp_ns for t in plan.turns if t.source == source]
+                assert part == sorted(part)
             assert all(0 <= t.age_s <= 3.0 for t in plan.turns)
+            assert (
+                plan.stable_messages == 1 + 2 * plan.lvlm_turns if plan.turns else plan.stable_messages <= 1
+            )
+            ages = plan.messages[-1]["content"][-1]["text"].startswith("Ages now:")
+            assert ages == (plan.lvlm_turns > 0)
             assert [p["type"] for p in plan.messages[-1]["content"]] == ["image", "image", "text"]
+            same_store = previous is not None and store.revision("vqa") == previous[1]
+            if same_store and plan.lvlm_turns == previous[0].lvlm_turns > 0 and now - previous[2] < 0.5:
+                stable = plan.messages[: plan.stable_messages]
+                assert stable == previous[0].messages[: previous[0].stable_messages]
+            previous = (plan, store.revision("vqa"), now)
 
 
 CHATML = (

@@ -14,7 +14,7 @@ import unicodedata
 
 from .compression import truncate_chars
 
-__all__ = ["quote_data", "sanitize_label", "sanitize_text"]
+__all__ = ["quote_data", "sanitize_label", "sanitize_text", "unquote_data"]
 
 _ROLES = (
     "system|assistant|user|human|ai|bot|gpt|model|developer|tool|function|ipython|instruction|"
@@ -81,6 +81,13 @@ def sanitize_text(text: object, max_chars: int = 2000) -> str:
 def quote_data(text: str) -> str:
     """Wrap sanitized text in double quotes; quote characters inside become single quotes."""
     return '"' + text.translate(_QUOTES) + '"'
+
+
+def unquote_data(text: str) -> str:
+    """``text`` without one level of :func:`quote_data` quotes (as it is when not quoted)."""
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        return text[1:-1]
+    return text
 
 
 def sanitize_label(label: object, max_chars: int = 48) -> str:

@@ -1,8 +1,10 @@
 """A backend that answers instantly without a model, for replay throughput benchmarks and plumbing tests.
 
-It echoes the newest assistant turn of the messages (in SpotVLM the newest context answer, an LVLM
-answer wherever one replaced the SVLM's own), else a fixed word. Token counts follow simple,
-deterministic rules: words and punctuation marks for text, Qwen2.5-VL's resize rule for images.
+It echoes the context answer of the messages: in a SpotVLM prompt the newest keyframe turn's answer (the
+newest LVLM answer), else the newest assistant turn, else a fixed word, with the data quoting of
+:func:`~spotvlm_ros.core.sanitize.quote_data` removed, so an answer fed back as history stays the same
+from frame to frame. Token counts follow simple, deterministic rules: words and punctuation marks for
+text, Qwen2.5-VL's resize rule for images.
 """
 
 from __future__ import annotations
@@ -14,32 +16,59 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..core.focus.tokens import visual_tokens
+from ..core.prompt import KEYFRAME_TAG_PREFIX
+from ..core.sanitize import unquote_data
 from .base import BackendError, ChatMessage, Generation
 
 DEFAULT_ANSWER = "unknown"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_COUNT_CACHE_SIZE = 512
 
 
-def newest_assistant_text(messages: Sequence[ChatMessage]) -> str:
-    """Text of the newest assistant turn in ``messages`` ("" when there is none)."""
-    for message in reversed(messages):
-        if message.get("role") != "assistant":
-            continue
+def _answer_and_texts(messages: Sequence[ChatMessage]) -> tuple[str, list[str]]:
+    """The context answer (see :func:`context_answer`) and every text part of ``messages``, in one pass."""
+    texts: list[str] = []
+    newest = keyframe = None
+    after_keyframe_tag = False
+    for message in messages:
         content = message.get("content")
         if isinstance(content, str):
-            return content.strip()
-        texts = [p.get("text", "") for p in content or () if isinstance(p, dict) and p.get("type") == "text"]
-        return " ".join(t.strip() for t in texts if t.strip())
-    return ""
+            parts = [content]
+        elif isinstance(content, list):
+            parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        else:
+            parts = []
+        texts += parts
+        role = message.get("role")
+        if role == "assistant":
+            newest = parts
+            if after_keyframe_tag:
+                keyframe = parts
+            after_keyframe_tag = False
+        else:
+            after_keyframe_tag = (
+                role == "user" and parts[0].startswith(KEYFRAME_TAG_PREFIX) if parts else False
+            )
+    chosen = keyframe if keyframe is not None else newest
+    if not chosen:
+        return "", texts
+    return unquote_data(" ".join(t.strip() for t in chosen if t.strip())).strip(), texts
+
+
+def context_answer(messages: Sequence[ChatMessage]) -> str:
+    """The answer of the newest keyframe turn, else of the newest assistant turn, unquoted ("" if none)."""
+    return _answer_and_texts(messages)[0]
 
 
 class ZeroCostBackend:
-    """Instant answers: the newest context answer found in the messages, else :data:`DEFAULT_ANSWER`."""
+    """Instant answers: the context answer found in the messages, else :data:`DEFAULT_ANSWER`."""
 
     def __init__(self, name: str = "zero", answer: str = DEFAULT_ANSWER) -> None:
         self.name = name
         self.answer = answer
         self._closed = False
+        self._counts: dict[str, int] = {}
+        self._image_counts: dict[tuple[int, int], int] = {}
 
     def generate(
         self,
@@ -49,18 +78,19 @@ class ZeroCostBackend:
         max_new_tokens: int | None = None,
         want_regions: bool = False,
     ) -> Generation:
-        """Echo the newest assistant turn (cut to ``max_new_tokens`` tokens)."""
+        """Echo the context answer (cut to ``max_new_tokens`` tokens)."""
         if self._closed:
             raise BackendError(f"{self.name} is closed")
         start = time.perf_counter()
-        text = newest_assistant_text(messages) or self.answer
+        answer, texts = _answer_and_texts(messages)
+        text = answer or self.answer
         if max_new_tokens is not None:
             text = _first_tokens(text, max_new_tokens)
-        prompt_text = " ".join(_message_texts(messages))
+        text_tokens = self._count_parts(texts)
         image_tokens = sum(self.image_tokens(int(im.shape[1]), int(im.shape[0])) for im in images)
         return Generation(
             text=text,
-            prompt_tokens=self.count_tokens(prompt_text) + image_tokens,
+            prompt_tokens=text_tokens + image_tokens,
             image_tokens=image_tokens,
             seconds=time.perf_counter() - start,
             region_error="the zero-cost backend does not ground regions" if want_regions else "",
@@ -70,26 +100,35 @@ class ZeroCostBackend:
         """Words and punctuation marks in ``text``."""
         return len(_TOKEN.findall(text))
 
+    def _count_parts(self, texts: list[str]) -> int:
+        """Tokens of the prompt's text parts, memoised per part (history parts repeat from frame to frame).
+
+        Tokens never span whitespace, so the parts' counts add up to the count of the joined prompt.
+        """
+        counts = self._counts
+        if len(counts) >= _COUNT_CACHE_SIZE:
+            counts.clear()
+        total = 0
+        for text in texts:
+            cached = counts.get(text)
+            if cached is None:
+                cached = counts[text] = len(_TOKEN.findall(text))
+            total += cached
+        return total
+
     def image_tokens(self, width: int, height: int) -> int:
-        """Visual tokens of a ``width`` x ``height`` image under Qwen2.5-VL's resize rule."""
-        return visual_tokens(width, height)
+        """Visual tokens of a ``width`` x ``height`` image under Qwen2.5-VL's resize rule (memoised)."""
+        key = (width, height)
+        cached = self._image_counts.get(key)
+        if cached is None:
+            if len(self._image_counts) >= _COUNT_CACHE_SIZE:
+                self._image_counts.clear()
+            cached = self._image_counts[key] = visual_tokens(width, height)
+        return cached
 
     def close(self) -> None:
         """Nothing to free; later calls raise BackendError."""
         self._closed = True
-
-
-def _message_texts(messages: Sequence[ChatMessage]) -> list[str]:
-    texts = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts.extend(
-                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-            )
-    return texts
 
 
 def _first_tokens(text: str, limit: int) -> str:

@@ -94,7 +94,13 @@ class EdgeRuntime:
         keyframe = self.frames.get(context.stamp_ns) if context is not None else None
         view = self.focus.prepare(frame, context, keyframe)
         plan = self.replacement.build(
-            frame.stamp_ns, self.task, self.prompt, self.store, len(view.images), focus_note=view.note
+            frame.stamp_ns,
+            self.task,
+            self.prompt,
+            self.store,
+            len(view.images),
+            focus_note=view.note,
+            lookup=lookup,
         )
         started = time.perf_counter()
         error = ""
