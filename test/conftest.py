@@ -31,3 +31,12 @@ def tiny_model_factory(tmp_path_factory: pytest.TempPathFactory):
 def tiny_model_dir(request: pytest.FixtureRequest, tiny_model_factory) -> Path:
     """The tiny model directory of the family given by indirect parametrization (default qwen2_5_vl)."""
     return tiny_model_factory(getattr(request, "param", "qwen2_5_vl"))
+
+
+@pytest.fixture(scope="session")
+def llava_server(tiny_model_factory):
+    """A real ``transformers serve`` of the tiny LLaVA on loopback, shared by the reliability tests."""
+    from spotvlm_ros.testing.serve import TransformersServe
+
+    with TransformersServe(tiny_model_factory("llava")) as server:
+        yield server

@@ -37,12 +37,6 @@ from spotvlm_ros.testing.serve import TransformersServe, free_port
 BASE = {"edge.backend": "zero", "cloud.backend": "zero", "cloud.max_new_tokens": 4}
 
 
-@pytest.fixture(scope="module")
-def served(tiny_model_factory):
-    with TransformersServe(tiny_model_factory("llava")) as server:
-        yield server
-
-
 @pytest.fixture
 def backends():
     made: list[OpenAiHttpBackend] = []
@@ -72,15 +66,15 @@ def check_every_frame_reported(summary, out_dir, stamps):
     return records
 
 
-def test_server_absent_then_up_then_stalled_then_reset_then_back(tmp_path, served, backends, caplog):
+def test_server_absent_then_up_then_stalled_then_reset_then_back(tmp_path, llava_server, backends, caplog):
     """Absent at start (nothing listens), up, every request timing out (stalled link, 60 frames), killed
     mid-request (connections reset), back: every tick answered, SVLM-only while the context is too old,
     context used again after recovery, one log line per state change."""
     caplog.set_level(logging.INFO, logger="spotvlm")
     stamps = write_bag(tmp_path / "bag", 170, fps=20.0)
     port = free_port()
-    proxy = DelayProxy("127.0.0.1", served.port, listen_port=port)
-    cloud = backends(f"http://127.0.0.1:{port}/v1", served.model)
+    proxy = DelayProxy("127.0.0.1", llava_server.port, listen_port=port)
+    cloud = backends(f"http://127.0.0.1:{port}/v1", llava_server.model)
 
     def stall():
         proxy.set_fault("stall")
@@ -192,11 +186,11 @@ def test_bad_and_odd_lvlm_answers_never_break_the_loop(tmp_path, backends, caplo
     assert len(link_lines(caplog, "cloud link")) == summary.link["cloud"]["changes"]
 
 
-def test_delay_swinging_fast_and_slow_never_stalls_the_edge(tmp_path, served, backends):
+def test_delay_swinging_fast_and_slow_never_stalls_the_edge(tmp_path, llava_server, backends):
     """Downstream delay swinging between 0.05 s and 1.5 s every 0.75 s (short variant of 0.1 <-> 9 s)."""
     stamps = write_bag(tmp_path / "bag", 120, fps=20.0)
-    with DelayProxy("127.0.0.1", served.port) as proxy:
-        cloud = backends(proxy.url(path="/v1"), served.model)
+    with DelayProxy("127.0.0.1", llava_server.port) as proxy:
+        cloud = backends(proxy.url(path="/v1"), llava_server.model)
         swing = Phases(
             {
                 k: (lambda d=(1.5 if (k // 15) % 2 else 0.05): proxy.set_delay(downstream_s=d))
@@ -222,12 +216,12 @@ def test_delay_swinging_fast_and_slow_never_stalls_the_edge(tmp_path, served, ba
 
 
 @pytest.mark.slow
-def test_delay_swing_between_0p1_and_9_seconds(tmp_path, served, backends, caplog):
+def test_delay_swing_between_0p1_and_9_seconds(tmp_path, llava_server, backends, caplog):
     """90 s of camera time, the link delay swinging between 0.1 s and 9 s every 15 s."""
     caplog.set_level(logging.INFO, logger="spotvlm")
     stamps = write_bag(tmp_path / "bag", 900, fps=10.0)
-    with DelayProxy("127.0.0.1", served.port) as proxy:
-        cloud = backends(proxy.url(path="/v1"), served.model, timeout_s=20.0)
+    with DelayProxy("127.0.0.1", llava_server.port) as proxy:
+        cloud = backends(proxy.url(path="/v1"), llava_server.model, timeout_s=20.0)
         swing = Phases(
             {
                 k: (lambda d=(9.0 if (k // 150) % 2 else 0.1): proxy.set_delay(downstream_s=d))
