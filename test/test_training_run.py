@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ from spotvlm_ros.core.config import ModelConfig
 from spotvlm_ros.models.factory import create_backend
 from spotvlm_ros.training.export import prompt_fingerprint, read_training_info
 from spotvlm_ros.training.scenario import scenario_config
-from spotvlm_ros.training.trainer import Trainer, TrainError, TrainOptions
+from spotvlm_ros.training.trainer import CurriculumSampler, Trainer, TrainError, TrainOptions, family
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -115,3 +116,19 @@ def test_cli_trains_a_micro_svlm(tmp_path, capsys):
     assert info["command"].startswith("spotvlm train-demo --role svlm") and "--micro" in info["command"]
     assert info["data"]["train_kinds"]["context"] > 0
     assert main(["train-demo", "--role", "svlm", "--out", str(tmp_path / "none"), "--resume", "--micro"]) == 2
+
+
+def test_sampler_follows_the_stage_mix_and_family_weights(lvlm_run):
+    trainer, _ = lvlm_run
+    items = trainer.data.items
+    sampler = CurriculumSampler(
+        trainer.data, np.random.default_rng(0), {"vqa": 1.0, "caption": 0.0, "grounding": 0.0}
+    )
+    assert {items[i].kind for i in sampler.batch({"crop": 1.0, "full": 0.0}, 40)} == {"crop"}
+    drawn = sampler.batch({"full": 1.0}, 60)
+    assert {items[i].kind for i in drawn} == {"full"} and {family(items[i].group) for i in drawn} == {"vqa"}
+    assert (
+        family("vqa:light+regions") == "vqa"
+        and family("crop:light") == "crop"
+        and family("caption") == "caption"
+    )

@@ -89,9 +89,14 @@ def _input_size(backend: VlmBackend, sample: Sample) -> tuple[int, int] | None:
 
 
 def class_prior(samples: Sequence[Sample]) -> dict[str, float]:
-    """Accuracy per group of always answering the group's most frequent truth (the plateau to beat)."""
+    """Accuracy per group of always answering the group's most frequent truth (the plateau to beat).
+
+    Grounding groups have no such prior (every box differs) and are left out.
+    """
     truths: dict[str, dict[str, int]] = {}
     for sample in samples:
+        if sample.group.startswith("grounding:"):
+            continue
         counts = truths.setdefault(sample.group, {})
         counts[sample.truth] = counts.get(sample.truth, 0) + 1
     return {

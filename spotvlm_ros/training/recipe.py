@@ -94,6 +94,10 @@ class TrainRecipe:
     checkpoint_every_s: float = 300.0
     log_every_steps: int = 25
     max_new_tokens: int = 48
+    # within a sample kind, how often each family is drawn (vqa and crop-level questions first)
+    family_weights: dict[str, float] = field(
+        default_factory=lambda: {"vqa": 3.0, "crop": 3.0, "caption": 1.0, "grounding": 1.0}
+    )
 
     def stage_at(self, progress: float) -> Stage:
         """The curriculum stage at ``progress`` (0..1 of the budget)."""

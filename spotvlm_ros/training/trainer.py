@@ -36,7 +36,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .data import Processors, TrainingData, load_or_build
-from .encoding import collate
+from .encoding import IGNORE_INDEX, collate
 from .evaluate import class_prior, evaluate
 from .export import write_training_info
 from .modeling import build_model, build_processor, save_model_dir
@@ -89,24 +89,54 @@ def learning_rate(recipe: TrainRecipe, step: int, progress: float) -> float:
     return recipe.lr * (recipe.min_lr_fraction + (1.0 - recipe.min_lr_fraction) * cosine)
 
 
-class CurriculumSampler:
-    """Draws batches whose sample kinds follow the current stage's mix (kinds without data skipped)."""
+def family(group: str) -> str:
+    """The family of a sample group: ``vqa:light+regions`` -> ``vqa``, ``crop:light`` -> ``crop``."""
+    return group.split(":", 1)[0].split("+", 1)[0].split("@", 1)[0]
 
-    def __init__(self, data: TrainingData, rng: np.random.Generator):
-        self.data = data
+
+class CurriculumSampler:
+    """Draws training batches following the curriculum.
+
+    Per sample: a kind by the current stage's mix, a family within it by ``family_weights``, then a
+    sample of that family (kinds and families without data are skipped).
+    """
+
+    def __init__(self, data: TrainingData, rng: np.random.Generator, family_weights: dict[str, float]):
         self.rng = rng
+        self.pools: dict[str, dict[str, list[int]]] = {}
+        for index, item in enumerate(data.items):
+            self.pools.setdefault(item.kind, {}).setdefault(family(item.group), []).append(index)
+        self.family_weights = family_weights
 
     def batch(self, mix: dict[str, float], size: int) -> list[int]:
-        kinds = [k for k, w in mix.items() if w > 0 and self.data.by_kind.get(k)]
+        kinds = [k for k, w in mix.items() if w > 0 and self.pools.get(k)]
         if not kinds:
             raise TrainError(f"no training samples of the kinds {sorted(mix)}")
-        weights = np.asarray([mix[k] for k in kinds], dtype=float)
-        chosen = self.rng.choice(len(kinds), size=size, p=weights / weights.sum())
         out = []
-        for index in chosen:
-            pool = self.data.by_kind[kinds[int(index)]]
+        for kind in self._draw(kinds, [mix[k] for k in kinds], size):
+            families = sorted(self.pools[kind])
+            (name,) = self._draw(families, [self.family_weights.get(f, 1.0) for f in families], 1)
+            pool = self.pools[kind][name]
             out.append(pool[int(self.rng.integers(len(pool)))])
         return out
+
+    def _draw(self, names: list[str], weights: list[float], size: int) -> list[str]:
+        p = np.asarray(weights, dtype=float)
+        return [names[int(i)] for i in self.rng.choice(len(names), size=size, p=p / p.sum())]
+
+
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the answer tokens, averaged per sample, then over the batch.
+
+    Every sample weighs the same whether its answer is one word or a box list of 25 tokens.
+    """
+    target = labels[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2).float(), target, ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    mask = target != IGNORE_INDEX
+    per_sample = (per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    return per_sample[mask.any(dim=1)].mean()
 
 
 def _optimizer(model: Any, recipe: TrainRecipe) -> torch.optim.Optimizer:
@@ -170,7 +200,7 @@ class Trainer:
             self.say(f"resumed at step {self.state.step} ({self.state.elapsed_s / 60:.1f} min trained)")
         else:
             self.log.resume(0)
-        self.sampler = CurriculumSampler(self.data, rng)
+        self.sampler = CurriculumSampler(self.data, rng, dict(recipe.family_weights))
         self.prior = class_prior(self.data.heldout)
         self.image_max_side = (
             self.config.cloud.image_max_side if recipe.role == "lvlm" else self.config.edge.image_max_side
@@ -212,7 +242,8 @@ class Trainer:
         lr = learning_rate(self.recipe, self.state.step, self.progress())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = self.model(**batch).loss
+        labels = batch.pop("labels")
+        loss = answer_loss(self.model(**batch).logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
