@@ -21,7 +21,8 @@ Figures (last line ``BENCH soak {...}``):
 - ``max_container_len``: the longest list, dict, deque or set reachable from the loop's objects at the
   end; ``containers_grown``: those longer at the end than after warm-up by more than 10 entries, with
   both lengths (bounded caches may still be filling up to their capacity after warm-up).
-- queue depths: frames waiting for the SVLM (at most 1), LVLM requests in flight, clock events pending;
+- queue depths: frames waiting for the SVLM (at most 1), LVLM requests in flight, clock events pending
+  (simulated clock only);
   answer gaps and latency of the answers.
 """
 
