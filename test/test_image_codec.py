@@ -214,3 +214,16 @@ def test_supported_encodings_all_decode(rgb):
         msg = _msg(data, 64, 48, encoding, 64 * bpp)
         out = decode_image_msg(msg)
         assert out.shape == (48, 64, 3) and out.dtype == np.uint8, encoding
+
+
+def test_compressed_decode_without_imread_color_rgb(monkeypatch):
+    """OpenCV < 4.10 (Debian/Ubuntu python3-opencv used with ROS 2) has no IMREAD_COLOR_RGB."""
+    import spotvlm_ros.runtime.image_codec as codec
+
+    rgb = np.zeros((8, 16, 3), np.uint8)
+    rgb[..., 0] = 250  # pure red in RGB
+    ok, png = cv2.imencode(".png", rgb[..., ::-1])
+    assert ok
+    monkeypatch.setattr(codec, "_IMREAD_RGB", None)
+    decoded = codec.decode_compressed(png.tobytes(), "png")
+    assert decoded.shape == (8, 16, 3) and (decoded[..., 0] == 250).all() and (decoded[..., 2] == 0).all()

@@ -217,10 +217,15 @@ def decode_compressed(
     _check_size(size[0], size[1], max_pixels)
     if not _complete_stream(buffer):
         raise ImageDecodeError("corrupt_compressed", f"truncated {'PNG' if _is_png(buffer) else 'JPEG'}")
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR_RGB)
+    image = cv2.imdecode(buffer, _IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR)
     if image is None:
         raise ImageDecodeError("corrupt_compressed", f"OpenCV could not decode {buffer.size} bytes")
-    return image
+    return image if _IMREAD_RGB is not None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# OpenCV >= 4.10 decodes straight to RGB; older ones (Debian/Ubuntu python3-opencv 4.5/4.6 that ROS 2
+# installs) decode to BGR, converted after.
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
 def _is_png(buffer: np.ndarray) -> bool:

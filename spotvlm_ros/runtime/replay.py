@@ -158,9 +158,14 @@ def replay_bag(
     edge_backend: VlmBackend | None = None,
     cloud_backend: VlmBackend | None = None,
     focus_image_every: int = 1,
+    focus_image_max_side: int = 1280,
     advance: Callable[[int], None] | None = None,
 ) -> ReplaySummary:
-    """Replay ``bag`` through the SpotVLM loop; backends default to the ones ``config`` names."""
+    """Replay ``bag`` through the SpotVLM loop; backends default to the ones ``config`` names.
+
+    Annotated focus images in the output bag are downscaled to ``focus_image_max_side`` (0 = full size),
+    so a high-resolution camera does not write hundreds of MB per frame.
+    """
     if clock not in CLOCKS:
         raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
     started = time.perf_counter()
@@ -186,6 +191,7 @@ def replay_bag(
                 input_msgtype=camera.msgtype,
                 records_path=out / "records.jsonl",
                 focus_image_every=focus_image_every,
+                focus_image_max_side=focus_image_max_side,
             )
             output.open()
         freshness = ContextFreshness(config.context.max_context_age_s)
