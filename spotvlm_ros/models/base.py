@@ -13,7 +13,7 @@ Messages use the Hugging Face chat format that core produces::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,6 +26,16 @@ ChatMessage = dict[str, Any]
 
 class BackendError(RuntimeError):
     """A backend could not produce an answer (server down, HTTP error, malformed output, ...)."""
+
+
+class GenerationCancelled(BackendError):  # noqa: N818 - reads as the event it reports
+    """Generation stopped early because the caller's ``should_stop`` (or a cancel) asked for it."""
+
+
+TextCallback = Callable[[str], None]
+"""``on_text``: receives the answer generated so far (a growing prefix of the final text)."""
+StopCheck = Callable[[], bool]
+"""``should_stop``: polled while generating; True stops it with :class:`GenerationCancelled`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +64,16 @@ class VlmBackend(Protocol):
         *,
         max_new_tokens: int | None = None,
         want_regions: bool = False,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
     ) -> Generation:
-        """Answer the last user turn; raises BackendError on failure."""
+        """Answer the last user turn; raises BackendError on failure.
+
+        ``on_text`` (when given) is called on the calling thread with the text so far as it grows, at
+        most every few tokens or chunks, and last with the final text; it must not call back into this
+        backend's ``generate``. ``should_stop`` is polled between tokens or chunks: once it returns True
+        the backend stops and raises :class:`GenerationCancelled`. Both cost nothing when ``None``.
+        """
         ...
 
     def count_tokens(self, text: str) -> int:

@@ -20,10 +20,11 @@ import cv2
 import numpy as np
 import torch
 from jinja2 import TemplateError
-from transformers import AutoConfig, AutoModelForImageTextToText
+from transformers import AutoConfig, AutoModelForImageTextToText, StoppingCriteriaList
 
-from .base import BackendError, ChatMessage, Generation
+from .base import BackendError, ChatMessage, Generation, GenerationCancelled, StopCheck, TextCallback
 from .grounding import grounding_instruction, parse_regions
+from .hf_streaming import StopWhen, TextProgress
 from .prefix_cache import PrefixKvCache, reusable_prefix_length
 from .qwen_processor import load_processor
 
@@ -167,8 +168,14 @@ class HfLocalBackend:
         *,
         max_new_tokens: int | None = None,
         want_regions: bool = False,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
     ) -> Generation:
-        """Answer the last user turn (greedy); regions in pixels of ``images[0]`` when wanted."""
+        """Answer the last user turn (greedy); regions in pixels of ``images[0]`` when wanted.
+
+        ``on_text`` gets the decoded answer every few tokens (from inside ``generate``, on this thread);
+        ``should_stop`` is polled after every token and ends generation with GenerationCancelled.
+        """
         if count_image_parts(messages) != len(images):
             raise BackendError(
                 f"{count_image_parts(messages)} image part(s) in the messages "
@@ -180,12 +187,15 @@ class HfLocalBackend:
         with self._lock:
             if self.closed:
                 raise BackendError(f"{self.name} is closed")
+            if should_stop is not None and should_stop():
+                raise GenerationCancelled(f"{self.name}: stopped before generating")
             start = time.perf_counter()
             inputs = self._encode(messages, fitted)
             ids = inputs["input_ids"][0].tolist()
-            new_ids, cached = self._generate(inputs, ids, max_new_tokens or self.max_new_tokens)
-            with self._text_lock:
-                text = self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+            new_ids, cached = self._generate(
+                inputs, ids, max_new_tokens or self.max_new_tokens, on_text, should_stop
+            )
+            text = self._decode(new_ids)
             seconds = time.perf_counter() - start
         regions, region_error = (), ""
         if want_regions:
@@ -256,23 +266,50 @@ class HfLocalBackend:
             out[key] = value
         return out
 
-    def _generate(self, inputs: dict[str, Any], ids: list[int], max_new_tokens: int) -> tuple[list[int], int]:
-        """Greedy generation with prefix-KV reuse: the new token ids and the prompt tokens served cached."""
+    def _generate(
+        self,
+        inputs: dict[str, Any],
+        ids: list[int],
+        max_new_tokens: int,
+        on_text: TextCallback | None,
+        should_stop: StopCheck | None,
+    ) -> tuple[list[int], int]:
+        """Greedy generation with prefix-KV reuse: the new token ids and the prompt tokens served cached.
+
+        A stop keeps the prefix cache: the whole prompt was computed before the first token.
+        """
         image_positions = [i for i, token in enumerate(ids) if token == self.image_token_id]
         reusable = reusable_prefix_length(ids, image_positions)
         cache, cached = (None, 0) if self._prefix is None else self._prefix.take(ids, reusable)
         config = copy.copy(self._generation_config)
         config.max_new_tokens = max_new_tokens
+        extra: dict[str, Any] = {}
+        stop = progress = None
+        if should_stop is not None:
+            stop = StopWhen(should_stop)
+            extra["stopping_criteria"] = StoppingCriteriaList([stop])
+        if on_text is not None:
+            progress = TextProgress(self._decode, on_text)
+            extra["streamer"] = progress
         try:
             with torch.inference_mode():
-                output = self.model.generate(**inputs, past_key_values=cache, generation_config=config)
+                output = self.model.generate(
+                    **inputs, past_key_values=cache, generation_config=config, **extra
+                )
         except (RuntimeError, ValueError, IndexError) as err:
             if self._prefix is not None:
                 self._prefix.clear()
             raise BackendError(f"{self.name}: generation failed: {err}") from err
         if self._prefix is not None:
             self._prefix.keep(output.past_key_values, ids, reusable)
-        return output.sequences[0, len(ids) :].tolist(), cached
+        new_ids = output.sequences[0, len(ids) :].tolist()
+        if stop is not None and stop.fired:
+            raise GenerationCancelled(f"{self.name}: stopped after {len(new_ids)} new token(s)")
+        return new_ids, cached
+
+    def _decode(self, new_ids: list[int]) -> str:
+        with self._text_lock:
+            return self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
 
 
 def _check_device(device: str) -> torch.device:

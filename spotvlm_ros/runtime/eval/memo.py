@@ -4,7 +4,8 @@ The evaluation asks the same model the same thing many times: the LVLM sees the 
 ``lvlm``, ``lvlm_blocking``, ``offload`` and the three SpotVLM modes, under every latency profile; the
 SVLM-alone runs do not depend on the profile at all. Greedy decoding is deterministic, so a call with
 the same messages, images and options returns the same generation; :class:`MemoBackend` keys calls by
-exactly those (images by a digest of their bytes) and runs the model only on a miss.
+exactly those (images by a digest of their bytes) and runs the model only on a miss. ``on_text`` and
+``should_stop`` go to the model on a miss; a hit reports its whole text to ``on_text`` once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...models.base import ChatMessage, Generation, VlmBackend
+from ...models.base import ChatMessage, Generation, StopCheck, TextCallback, VlmBackend
 
 
 class MemoBackend:
@@ -51,16 +52,25 @@ class MemoBackend:
         *,
         max_new_tokens: int | None = None,
         want_regions: bool = False,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
     ) -> Generation:
         key = self._key(messages, images, max_new_tokens, want_regions)
         cached = self._cache.get(key)
         if cached is not None:
             self.hits += 1
             self._cache.move_to_end(key)
+            if on_text is not None and cached.text:
+                on_text(cached.text)
             return cached
         self.misses += 1
+        streaming = {"on_text": on_text, "should_stop": should_stop}
         generation = self.backend.generate(
-            messages, images, max_new_tokens=max_new_tokens, want_regions=want_regions
+            messages,
+            images,
+            max_new_tokens=max_new_tokens,
+            want_regions=want_regions,
+            **{name: value for name, value in streaming.items() if value is not None},
         )
         self._cache[key] = generation
         if len(self._cache) > self.max_entries:
