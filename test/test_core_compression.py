@@ -125,6 +125,10 @@ def test_token_counts_and_units_are_memoised():
     first = len(calls)
     compressor.compress(TEXT, 20, "traffic light")
     assert len(calls) == first
+    assert compressor.count("The light is red.") == compressor.count_once("The light is red.") == 5
+    assert len(calls) == first + 1  # count_once used the memoised count
+    assert compressor.count_once("Ages now: K1 2.4 s.") == compressor.count_once("Ages now: K1 2.4 s.") == 9
+    assert calls[-2:] == ["Ages now: K1 2.4 s."] * 2 and compressor.count_once("") == 0  # not memoised
 
 
 words = st.sampled_from(

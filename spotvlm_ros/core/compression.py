@@ -193,6 +193,13 @@ class Compressor:
             self._counts.popitem(last=False)
         return value
 
+    def count_once(self, text: str) -> int:
+        """Tokens of ``text`` without memoising it (for text that will not come again)."""
+        cached = self._counts.get(text)
+        if cached is not None:
+            return cached
+        return int(self._count_fn(text)) if text else 0
+
     def units(self, text: str, max_unit_tokens: int) -> tuple[str, ...]:
         """The units of ``text`` (memoised)."""
         key = (text, max_unit_tokens)

@@ -94,7 +94,9 @@ def ages_line(ages: Sequence[tuple[int, float]]) -> str:
 def _ages_line(ages_ns: Sequence[tuple[int, int]]) -> str:
     if not ages_ns:
         return ""
-    return "Ages now: " + ", ".join([f"K{label} {_seconds(age)} s" for label, age in ages_ns]) + "."
+    tenths = [max(0, age + 50_000_000) // 100_000_000 for _, age in ages_ns]
+    entries = [f"K{label} {t // 10}.{t % 10} s" for (label, _), t in zip(ages_ns, tenths, strict=True)]
+    return "Ages now: " + ", ".join(entries) + "."
 
 
 class HistoryTurn(NamedTuple):
@@ -241,7 +243,7 @@ class ContextReplacement:
         part, held = self._keyframes(now_ns, task, prompt, store, lookup)
         keyframes = part.turns
         ages = _ages_line([(r.label, now_ns - r.stamp_ns) for r in keyframes])
-        count = self.compressor.count
+        count = self.compressor.count_once  # an ages line is new on every frame: not worth a cache slot
         used = part.tokens + count(ages)
         budget = self.config.max_context_tokens
         while self.config.replacement and keyframes and used > budget:
@@ -263,13 +265,14 @@ class ContextReplacement:
         parts = [{"type": "image"} for _ in range(n_images)]
         parts.append({"type": "text", "text": current})
         messages.append({"role": "user", "content": parts})
+        make = HistoryTurn._make
         turns = tuple(
             [
-                HistoryTurn(r.stamp_ns, r.source, (now_ns - r.stamp_ns) / NS_PER_S, r.request_id, r.label)
+                make((r.stamp_ns, r.source, (now_ns - r.stamp_ns) / NS_PER_S, r.request_id, r.label))
                 for r in history
             ]
         )
-        tokens = sum(r.tokens for r in own) + used if history else 0
+        tokens = sum([r.tokens for r in own]) + used if history else 0
         return PromptPlan(messages, lookup, tokens, turns, stable)
 
     def _sanitize(self, text: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -25,20 +25,24 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 _COUNT_CACHE_SIZE = 512
 
 
-def _answer_and_texts(messages: Sequence[ChatMessage]) -> tuple[str, list[str]]:
-    """The context answer (see :func:`context_answer`) and every text part of ``messages``, in one pass."""
-    texts: list[str] = []
+def _text_parts(content: object) -> list[str]:
+    """The text parts of one message's content."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    return []
+
+
+def _scan(messages: Sequence[ChatMessage], count: Callable[[str], int]) -> tuple[str, int]:
+    """The context answer (see :func:`context_answer`) and the tokens of every text part, in one pass."""
+    tokens = 0
     newest = keyframe = None
     after_keyframe_tag = False
     for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            parts = [content]
-        elif isinstance(content, list):
-            parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        else:
-            parts = []
-        texts += parts
+        parts = _text_parts(message.get("content"))
+        for part in parts:
+            tokens += count(part)
         role = message.get("role")
         if role == "assistant":
             newest = parts
@@ -46,18 +50,16 @@ def _answer_and_texts(messages: Sequence[ChatMessage]) -> tuple[str, list[str]]:
                 keyframe = parts
             after_keyframe_tag = False
         else:
-            after_keyframe_tag = (
-                role == "user" and parts[0].startswith(KEYFRAME_TAG_PREFIX) if parts else False
-            )
+            after_keyframe_tag = role == "user" and bool(parts) and parts[0].startswith(KEYFRAME_TAG_PREFIX)
     chosen = keyframe if keyframe is not None else newest
     if not chosen:
-        return "", texts
-    return unquote_data(" ".join(t.strip() for t in chosen if t.strip())).strip(), texts
+        return "", tokens
+    return unquote_data(" ".join(t.strip() for t in chosen if t.strip())).strip(), tokens
 
 
 def context_answer(messages: Sequence[ChatMessage]) -> str:
     """The answer of the newest keyframe turn, else of the newest assistant turn, unquoted ("" if none)."""
-    return _answer_and_texts(messages)[0]
+    return _scan(messages, len)[0]
 
 
 class ZeroCostBackend:
@@ -82,11 +84,10 @@ class ZeroCostBackend:
         if self._closed:
             raise BackendError(f"{self.name} is closed")
         start = time.perf_counter()
-        answer, texts = _answer_and_texts(messages)
+        answer, text_tokens = _scan(messages, self.count_tokens)
         text = answer or self.answer
         if max_new_tokens is not None:
             text = _first_tokens(text, max_new_tokens)
-        text_tokens = self._count_parts(texts)
         image_tokens = sum(self.image_tokens(int(im.shape[1]), int(im.shape[0])) for im in images)
         return Generation(
             text=text,
@@ -97,24 +98,21 @@ class ZeroCostBackend:
         )
 
     def count_tokens(self, text: str) -> int:
-        """Words and punctuation marks in ``text``."""
-        return len(_TOKEN.findall(text))
+        """Words and punctuation marks in ``text`` (memoised: prompt parts repeat from frame to frame).
 
-    def _count_parts(self, texts: list[str]) -> int:
-        """Tokens of the prompt's text parts, memoised per part (history parts repeat from frame to frame).
-
-        Tokens never span whitespace, so the parts' counts add up to the count of the joined prompt.
+        Tokens never span whitespace, so a text's count is the sum of its lines' counts.
         """
         counts = self._counts
-        if len(counts) >= _COUNT_CACHE_SIZE:
-            counts.clear()
-        total = 0
-        for text in texts:
-            cached = counts.get(text)
-            if cached is None:
-                cached = counts[text] = len(_TOKEN.findall(text))
-            total += cached
-        return total
+        cached = counts.get(text)
+        if cached is None:
+            if "\n" in text:
+                cached = sum([self.count_tokens(line) for line in text.split("\n")])
+            else:
+                cached = len(_TOKEN.findall(text))
+            if len(counts) >= _COUNT_CACHE_SIZE:
+                counts.clear()
+            counts[text] = cached
+        return cached
 
     def image_tokens(self, width: int, height: int) -> int:
         """Visual tokens of a ``width`` x ``height`` image under Qwen2.5-VL's resize rule (memoised)."""
