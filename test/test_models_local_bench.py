@@ -32,6 +32,9 @@ def test_bench_prints_the_figures_and_a_bench_line_last(capsys, tmp_path, monkey
         visual_tokens(i.shape[1], i.shape[0]) for i in focus
     )
     assert figures["context256_cached_prefix_tokens"] >= 256
+    # in the edge pipeline the keyframe prefix comes from the cache on every frame after the first
+    assert figures["pipeline_prefix_hit_fraction"] == 1.0 and figures["pipeline_same_answers"] is True
+    assert 0 < figures["pipeline_cached_prefix_tokens_mean"] < figures["pipeline_prompt_tokens_mean"]
     assert figures["gpu"] is False and figures["threads"] == 1
 
 

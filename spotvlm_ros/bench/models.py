@@ -8,6 +8,11 @@ full frame versus focus, with and without prefix reuse. Answers have a fixed len
 is ignored), so variants decode the same number of tokens. The full frame is fed at the model's own
 resolution (no extra downscale). Variants take turns frame by frame, and each ratio is the median of
 the per-frame ratios, so load changes on a shared machine hit both sides alike.
+
+In the pipeline (``pipeline_*`` figures): the edge runtime (Context Replacement over a fixed context of
+two LVLM keyframe answers, the SVLM's own answers recorded every frame) drives the tiny model with and
+without prefix reuse, frame by frame; ``pipeline_prefix_hit_fraction`` is the share of frames after the
+first whose prompt prefix came from the KV cache.
 """
 
 from __future__ import annotations
@@ -205,6 +210,74 @@ def run_suite(
     return figures
 
 
+class _Recording:
+    """A backend whose Generations are kept (the edge runtime reports answers, not cache hits)."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.generations: list[Any] = []
+
+    def generate(self, messages: Any, images: Any, **kwargs: Any) -> Any:
+        generation = self.backend.generate(messages, images, **kwargs)
+        self.generations.append(generation)
+        return generation
+
+    def count_tokens(self, text: str) -> int:
+        return self.backend.count_tokens(text)
+
+    def image_tokens(self, width: int, height: int) -> int:
+        return self.backend.image_tokens(width, height)
+
+
+def pipeline_figures(reuse: Any, plain: Any, args: argparse.Namespace) -> dict[str, float]:
+    """Prefix hits and per-frame generate time in the edge pipeline, with and without reuse."""
+    from ..core.config import load_config
+    from ..core.context_store import ContextStore
+    from ..core.types import Frame, LvlmResult, s_to_ns
+    from ..runtime.edge import EdgeRuntime
+
+    config = load_config(None, {"edge.max_new_tokens": args.max_new_tokens, "prompt": QUESTION})
+    store = ContextStore.from_config(config.context)
+    for index, answer in enumerate(ANSWERS):
+        store.add(LvlmResult(f"keyframe-{index}", s_to_ns(0.5 * index), config.task, QUESTION, answer))
+    width, height = args.frame_size
+    images = [synthetic_frame(width, height, seed)[0] for seed in range(args.frames + args.warmup)]
+    runs = {name: _Recording(backend) for name, backend in (("reuse", reuse), ("no_reuse", plain))}
+    runtimes = {name: EdgeRuntime(backend, config, store) for name, backend in runs.items()}
+    names = list(runtimes)
+    for index, image in enumerate(images):
+        frame = Frame(s_to_ns(1.0 + 0.1 * index), image, seq=index)
+        for name in names[index % 2 :] + names[: index % 2]:  # take turns: load hits both alike
+            runtimes[name].observe(frame)
+            runtimes[name].answer(frame)
+    seconds = {name: [g.seconds for g in run.generations[args.warmup :]] for name, run in runs.items()}
+    hits = [g.cached_prefix_tokens for g in runs["reuse"].generations[1:]]
+    same = all(
+        a.text == b.text for a, b in zip(runs["reuse"].generations, runs["no_reuse"].generations, strict=True)
+    )
+    figures = {
+        "pipeline_prefix_hit_fraction": round(sum(h > 0 for h in hits) / len(hits), 3) if hits else 0.0,
+        "pipeline_cached_prefix_tokens_mean": round(sum(hits) / len(hits), 1) if hits else 0.0,
+        "pipeline_prompt_tokens_mean": round(
+            statistics.mean(g.prompt_tokens for g in runs["reuse"].generations), 1
+        ),
+        "pipeline_reuse_p50_ms": percentile_ms(seconds["reuse"], 50),
+        "pipeline_no_reuse_p50_ms": percentile_ms(seconds["no_reuse"], 50),
+        "pipeline_prefix_reuse_speedup_ratio": round(paired_ratio(seconds["no_reuse"], seconds["reuse"]), 3),
+        "pipeline_same_answers": same,
+    }
+    hit, cached = figures["pipeline_prefix_hit_fraction"], figures["pipeline_cached_prefix_tokens_mean"]
+    print(
+        f"pipeline (edge runtime, {len(ANSWERS)} keyframe answers as context): prefix from the cache on "
+        f"{hit:.0%} of frames after the first, {cached:.0f} of "
+        f"{figures['pipeline_prompt_tokens_mean']:.0f} prompt tokens on average; generate p50 "
+        f"{figures['pipeline_reuse_p50_ms']:.1f} ms with reuse, {figures['pipeline_no_reuse_p50_ms']:.1f} ms "
+        f"without ({figures['pipeline_prefix_reuse_speedup_ratio']:.2f}x); same answers: {same}"
+    )
+    return figures
+
+
 def tiny_backends(args: argparse.Namespace) -> tuple[Any, Any]:
     """The tiny Qwen2.5-VL model on CPU behind two backends: with and without prefix reuse."""
     from transformers import AutoModelForImageTextToText
@@ -278,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     reuse, plain = tiny_backends(args)
     figures = run_suite(reuse, plain, args, args.contexts, args.frames, "")
+    figures.update(pipeline_figures(reuse, plain, args))
     figures["threads"] = args.threads
     figures["gpu"] = use_gpu
     if use_gpu:
