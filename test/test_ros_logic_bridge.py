@@ -183,9 +183,20 @@ def test_send_failure_and_shutdown():
 def test_reconfigure_keeps_requests_in_flight():
     bridge, _ = make(timeout_s=10.0)
     (send,) = bridge.on_frame(frame(0), at(0))
-    config = config_from_dict({"task": "vqa", "prompt": "Any cars?", "keyframes": {"max_in_flight": 1}})
+    config = config_from_dict(
+        {"task": "vqa", "prompt": "Any cars?", "keyframes": {"max_in_flight": 1}, "focus": {"mode": "off"}}
+    )
     bridge.reconfigure(config)
     assert bridge.on_frame(frame(1), at(1)) == []  # the slot is still taken
     bridge.on_result(send.request_id, GOAL_SUCCEEDED, success(send.goal), at(2))
     (new,) = bridge.on_frame(frame(3), at(3))
     assert new.goal["prompt"] == "Any cars?" and new.goal["want_regions"] is False
+
+
+def test_regions_are_wanted_whenever_visual_focus_is_on():
+    """Visual Focus steers the SVLM with the LVLM's regions, so a vqa keyframe asks for them too."""
+    for mode, wanted in (("crop", True), ("mark", True), ("off", False)):
+        bridge = BridgeLogic(config_from_dict({"task": "vqa", "focus": {"mode": mode}}))
+        bridge.tick(at(0), server_up=True)
+        (send,) = bridge.on_frame(frame(0), at(0))
+        assert send.goal["want_regions"] is wanted, mode

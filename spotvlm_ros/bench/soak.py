@@ -52,7 +52,14 @@ from ..models.base import Generation
 from ..models.zero import ZeroCostBackend
 from ..runtime.bag_reader import BagFrame
 from ..runtime.clock import SimulatedClock, WallClock
-from ..runtime.cloud import CloudClient, DelaySampler, LvlmQuery, SimulatedDispatcher, ThreadDispatcher
+from ..runtime.cloud import (
+    CloudClient,
+    DelaySampler,
+    LvlmQuery,
+    SimulatedDispatcher,
+    ThreadDispatcher,
+    wants_regions,
+)
 from ..runtime.edge import EdgeRuntime
 from ..runtime.events import Answered, FrameRecord
 from ..runtime.link_state import CloudLinkState
@@ -225,9 +232,8 @@ class Loop:
             self.edge_backend, cloud = ZeroCostBackend("zero:edge"), cloud_backend
             delay = DelaySampler(self.clock, latency, config.cloud.step_time_s, START_NS)
             self.dispatcher = SimulatedDispatcher(self.clock, delay)
-        want_regions = config.task == "grounding" or config.focus.mode != "off"
         self.cloud = CloudClient(
-            LvlmQuery(cloud, config, config.task, config.prompt, want_regions),
+            LvlmQuery(cloud, config, config.task, config.prompt, wants_regions(config, config.task)),
             self.store,
             self.clock,
             self.dispatcher,

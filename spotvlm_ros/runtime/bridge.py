@@ -21,6 +21,7 @@ from ..core.config import SpotVlmConfig
 from ..core.keyframes import KeyframePolicy
 from ..core.messages import lvlm_result_from_msg, lvlm_result_to_msg, query_goal
 from ..core.types import NS_PER_S, Frame, s_to_ns
+from .cloud import wants_regions
 from .diagnostics import BridgeMonitor
 from .image_codec import encode_jpeg
 
@@ -88,7 +89,7 @@ class BridgeLogic:
         """Apply a new config; requests in flight keep their slots."""
         self.config = config
         self.task, self.prompt = config.task, config.prompt
-        self.want_regions = config.task == "grounding"
+        self.want_regions = wants_regions(config, config.task)
         self.jpeg_quality = config.keyframes.jpeg_quality
         self.max_side = config.keyframes.max_image_side
         self.timeout_ns = s_to_ns(config.keyframes.timeout_s)

@@ -56,6 +56,11 @@ class Keyframe:
     send_ns: int
 
 
+def wants_regions(config: SpotVlmConfig, task: str) -> bool:
+    """Whether the LVLM is asked for grounded regions: for grounding, and whenever Visual Focus is on."""
+    return task == "grounding" or config.focus.mode != "off"
+
+
 class LvlmQuery:
     """How a keyframe becomes an LVLM call: prompt, image as the cloud sees it, regions in frame pixels."""
 

@@ -33,7 +33,7 @@ from ..models.factory import create_backend
 from .bag_reader import BagFrame, open_camera_bag
 from .bag_writer import OutputBag
 from .clock import SimulatedClock, WallClock
-from .cloud import CloudClient, DelaySampler, LvlmQuery, SimulatedDispatcher, ThreadDispatcher
+from .cloud import CloudClient, DelaySampler, LvlmQuery, SimulatedDispatcher, ThreadDispatcher, wants_regions
 from .edge import EdgeRuntime
 from .events import Answered, FrameRecord, RunLog
 from .link_state import CloudLinkState, ContextFreshness
@@ -251,8 +251,7 @@ def _assemble(
     log: RunLog,
 ) -> tuple[CloudClient, EdgeRuntime, Simulator | RealtimeRunner]:
     store = ContextStore.from_config(config.context)
-    want_regions = config.task == "grounding" or config.focus.mode != "off"
-    query = LvlmQuery(cloud_backend, config, config.task, config.prompt, want_regions)
+    query = LvlmQuery(cloud_backend, config, config.task, config.prompt, wants_regions(config, config.task))
     policy = KeyframePolicy(config.keyframes)
     if clock_name == "simulated":
         clock = SimulatedClock(origin)

@@ -25,7 +25,7 @@ from ...core.latency import LatencyModel
 from ...models.base import VlmBackend
 from ..baselines import BlockingCloudAnswerer, CloudUse, OffloadAnswerer, StaleCloudAnswerer
 from ..clock import SimulatedClock
-from ..cloud import CloudClient, DelaySampler, LvlmQuery, ResultCallback, SimulatedDispatcher
+from ..cloud import CloudClient, DelaySampler, LvlmQuery, ResultCallback, SimulatedDispatcher, wants_regions
 from ..edge import Answerer, EdgeRuntime
 
 AnswererKind = Literal["edge", "cloud_stale", "cloud_blocking", "offload"]
@@ -130,8 +130,7 @@ def build_mode(
     """Assemble a mode's answerer (and cloud client) on a simulated clock."""
     cfg = mode_config(config, spec)
     store = ContextStore.from_config(cfg.context)
-    want_regions = task == "grounding" or cfg.focus.mode != "off"
-    query = LvlmQuery(cloud_backend, cfg, task, prompt, want_regions)
+    query = LvlmQuery(cloud_backend, cfg, task, prompt, wants_regions(cfg, task))
     delay = DelaySampler(clock, latency, cfg.cloud.step_time_s, origin_ns)
 
     def edge() -> EdgeRuntime:
