@@ -11,7 +11,7 @@ from spotvlm_ros.core.focus.tokens import visual_tokens
 from spotvlm_ros.core.prompt import ContextReplacement
 from spotvlm_ros.core.sanitize import quote_data, unquote_data
 from spotvlm_ros.core.types import LvlmResult, s_to_ns
-from spotvlm_ros.models.base import BackendError
+from spotvlm_ros.models.base import BackendError, GenerationCancelled, VlmBackend
 from spotvlm_ros.models.zero import DEFAULT_ANSWER, ZeroCostBackend, context_answer
 
 PROMPT = "What is the state of the traffic light?"
@@ -61,6 +61,11 @@ def test_generate_counts_words_punctuation_and_qwen_visual_tokens():
     assert (again.text, again.prompt_tokens) == (generation.text, generation.prompt_tokens)
     assert backend.generate([text("user", PROMPT)], []).text == DEFAULT_ANSWER
     assert "does not ground" in backend.generate(messages, [IMAGE], want_regions=True).region_error
+    seen: list[str] = []
+    assert backend.generate(messages, [IMAGE], on_text=seen.append).text == seen[-1] == "The light is red."
+    with pytest.raises(GenerationCancelled):
+        backend.generate(messages, [IMAGE], should_stop=lambda: True)
+    assert isinstance(backend, VlmBackend)
     backend.close()
     with pytest.raises(BackendError, match="closed"):
         backend.generate(messages, [IMAGE])

@@ -18,7 +18,7 @@ import numpy as np
 from ..core.focus.tokens import visual_tokens
 from ..core.prompt import KEYFRAME_TAG_PREFIX
 from ..core.sanitize import unquote_data
-from .base import BackendError, ChatMessage, Generation
+from .base import BackendError, ChatMessage, Generation, GenerationCancelled, StopCheck, TextCallback
 
 DEFAULT_ANSWER = "unknown"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -79,16 +79,22 @@ class ZeroCostBackend:
         *,
         max_new_tokens: int | None = None,
         want_regions: bool = False,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
     ) -> Generation:
-        """Echo the context answer (cut to ``max_new_tokens`` tokens)."""
+        """Echo the context answer (cut to ``max_new_tokens`` tokens); ``on_text`` gets it whole, once."""
         if self._closed:
             raise BackendError(f"{self.name} is closed")
+        if should_stop is not None and should_stop():
+            raise GenerationCancelled(f"{self.name}: stopped before answering")
         start = time.perf_counter()
         answer, text_tokens = _scan(messages, self.count_tokens)
         text = answer or self.answer
         if max_new_tokens is not None:
             text = _first_tokens(text, max_new_tokens)
         image_tokens = sum(self.image_tokens(int(im.shape[1]), int(im.shape[0])) for im in images)
+        if on_text is not None:
+            on_text(text)
         return Generation(
             text=text,
             prompt_tokens=text_tokens + image_tokens,
