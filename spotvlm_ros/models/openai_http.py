@@ -14,6 +14,11 @@ call. Reliability rules:
 - The API key is read from the environment variable named by ``api_key_env`` at request time. It is
   never stored on the backend, logged, or put in an error message (a server echoing it is redacted).
 - TLS certificates are verified unless ``verify_tls`` is false.
+
+With ``on_text`` the request asks for a streamed answer (``"stream": true``, :mod:`.openai_stream`) and
+the text so far is handed to ``on_text`` on the calling thread every ``STREAM_POLL_S``; ``should_stop``
+is polled as often and, once True, closes the connection (the server stops generating) and raises
+:class:`~.base.GenerationCancelled`. ``max_response_bytes`` bounds the whole stream.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ import numpy as np
 
 from ..core.config import ModelConfig
 from ..core.focus import visual_tokens
-from .base import BackendError, ChatMessage, Generation
+from .base import BackendError, ChatMessage, Generation, GenerationCancelled, StopCheck, TextCallback
 from .grounding import grounding_instruction, parse_regions
+from .openai_stream import ChatStreamParser, follow_request
 
 JPEG_QUALITY = 90
 RETRY_STATUS = frozenset({429, 502, 503, 504})
@@ -55,7 +61,7 @@ class RequestTimeoutError(BackendError):
     """The request (retries included) did not finish within ``timeout_s``."""
 
 
-class RequestCancelledError(BackendError):
+class RequestCancelledError(GenerationCancelled):
     """The request was cancelled by :meth:`OpenAiHttpBackend.cancel` or :meth:`~OpenAiHttpBackend.close`."""
 
 
@@ -134,21 +140,27 @@ class OpenAiHttpBackend:
         *,
         max_new_tokens: int | None = None,
         want_regions: bool = False,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
         request_id: str = "",
     ) -> Generation:
         """Answer the last user turn; raises BackendError (or its RequestTimeoutError, RequestCancelledError).
 
-        ``request_id`` (sent as ``X-Request-ID``) names the request for :meth:`cancel`.
+        ``request_id`` (sent as ``X-Request-ID``) names the request for :meth:`cancel`. ``on_text`` streams
+        the answer; ``should_stop`` aborts the request (see the module docstring).
         """
         start = time.monotonic()
         encoded = [encode_image(image, self._config.image_max_side, self._jpeg_quality) for image in images]
         body = self._request_body(messages, encoded, max_new_tokens, want_regions)
+        if on_text is not None:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         if len(payload) > self._config.max_request_bytes:
             limit = self._config.max_request_bytes
             raise BackendError(f"request body of {len(payload)} bytes exceeds max_request_bytes={limit}")
         request_id = request_id or f"spotvlm-{os.getpid()}-{next(self._ids)}"
-        response = self._run(request_id, payload)
+        response = self._run(request_id, payload, on_text, should_stop)
         text, usage = _completion_text(response)
         image_tokens = sum(self.image_tokens(e.width, e.height) for e in encoded)
         prompt_tokens = usage if usage > 0 else self._estimate_prompt_tokens(body, image_tokens)
@@ -241,15 +253,24 @@ class OpenAiHttpBackend:
 
     # ---- transport ----------------------------------------------------------------------------------------
 
-    def _run(self, request_id: str, payload: bytes) -> dict[str, Any]:
+    def _run(
+        self,
+        request_id: str,
+        payload: bytes,
+        on_text: TextCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> dict[str, Any]:
+        stream = ChatStreamParser(self._url) if on_text is not None else None
         with self._lock:
             if self._closed:
                 raise BackendError("backend is closed")
             future = asyncio.run_coroutine_threadsafe(
-                self._post_with_retries(request_id, payload), self._loop
+                self._post_with_retries(request_id, payload, stream), self._loop
             )
             self._in_flight[request_id] = future
         try:
+            if on_text is not None or should_stop is not None:
+                follow_request(future, request_id, stream, on_text, should_stop)
             return future.result()
         except concurrent.futures.CancelledError:
             raise RequestCancelledError(f"request {request_id} cancelled") from None
@@ -257,7 +278,9 @@ class OpenAiHttpBackend:
             with self._lock:
                 self._in_flight.pop(request_id, None)
 
-    async def _post_with_retries(self, request_id: str, payload: bytes) -> dict[str, Any]:
+    async def _post_with_retries(
+        self, request_id: str, payload: bytes, stream: ChatStreamParser | None = None
+    ) -> dict[str, Any]:
         timeout_s = self._config.timeout_s
         deadline = time.monotonic() + timeout_s
         attempt = 0
@@ -266,7 +289,9 @@ class OpenAiHttpBackend:
             if remaining <= 0:
                 raise RequestTimeoutError(f"no answer from {self._url} within timeout_s={timeout_s}")
             try:
-                return await asyncio.wait_for(self._post_once(request_id, payload, remaining), remaining)
+                return await asyncio.wait_for(
+                    self._post_once(request_id, payload, remaining, stream), remaining
+                )
             except asyncio.TimeoutError:
                 raise RequestTimeoutError(
                     f"no answer from {self._url} within timeout_s={timeout_s}"
@@ -284,10 +309,12 @@ class OpenAiHttpBackend:
                     ) from None
                 await asyncio.sleep(delay)
 
-    async def _post_once(self, request_id: str, payload: bytes, remaining_s: float) -> dict[str, Any]:
+    async def _post_once(
+        self, request_id: str, payload: bytes, remaining_s: float, stream: ChatStreamParser | None = None
+    ) -> dict[str, Any]:
         headers = {
             "Content-Type": "application/json",
-            "Accept": "application/json",
+            "Accept": "text/event-stream" if stream is not None else "application/json",
             "X-Request-ID": request_id,
         }
         key = self._api_key()
@@ -302,12 +329,16 @@ class OpenAiHttpBackend:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise BackendError(f"response of {declared} bytes exceeds max_response_bytes={limit}")
+                streaming = stream is not None and response.status_code < 400 and _is_event_stream(response)
                 chunks, size = [], 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > limit:
                         raise BackendError(f"response exceeds max_response_bytes={limit}; dropped")
-                    chunks.append(chunk)
+                    if streaming:
+                        stream.feed(chunk)
+                    else:
+                        chunks.append(chunk)
         except httpx.ConnectError as err:
             detail = _redact(str(err), key)
             if _is_tls_error(err):  # a certificate problem does not go away by retrying
@@ -318,6 +349,8 @@ class OpenAiHttpBackend:
         except httpx.HTTPError as err:
             detail = _redact(str(err), key) or type(err).__name__
             raise BackendError(f"request to {self._url} failed: {detail}") from None
+        if streaming:
+            return stream.finish()
         raw = b"".join(chunks)
         if response.status_code >= 400:
             message = f"HTTP {response.status_code} from {self._url}: {_redact(_error_detail(raw), key)}"
@@ -439,6 +472,11 @@ def _error_detail(raw: bytes) -> str:
                 break
     text = " ".join(text.split())
     return text[:_ERROR_DETAIL_CHARS] or "(empty body)"
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    """Whether ``response`` is server-sent events (a server may answer a stream request with plain JSON)."""
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
 
 
 def _retry_after(value: str) -> float:

@@ -32,6 +32,42 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     delay_s: float = 0.0
     chunked: bool = False  # send without Content-Length, in chunks
+    parts: tuple[bytes, ...] = ()  # when set: the body, sent chunked one part at a time
+    part_delay_s: float = 0.0  # pause before each part
+
+    @classmethod
+    def sse(
+        cls,
+        pieces: tuple[str, ...] = ("o", "k"),
+        *,
+        prompt_tokens: int = 7,
+        done: bool = True,
+        part_delay_s: float = 0.0,
+        extra: tuple[bytes, ...] = (),
+    ) -> Reply:
+        """A streamed chat completion: one ``data:`` chunk per piece, a final chunk, ``[DONE]``.
+
+        ``extra`` raw lines (malformed events, say) are sent after the pieces.
+        """
+
+        def event(delta: dict[str, object], finish: str | None = None, usage: object = None) -> bytes:
+            chunk = {
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "model": "fault-server",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "usage": usage,
+            }
+            return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces)} if prompt_tokens else None
+        parts = [event({"role": "assistant"})]
+        parts += [event({"content": piece}) for piece in pieces]
+        parts += [*extra, event({}, "stop", usage)]
+        if done:
+            parts.append(b"data: [DONE]\n\n")
+        headers = (("Content-Type", "text/event-stream"),)
+        return cls(status=200, headers=headers, parts=tuple(parts), part_delay_s=part_delay_s)
 
     @classmethod
     def ok(cls, text: str = "ok", prompt_tokens: int = 7, **kw: object) -> Reply:
@@ -175,7 +211,15 @@ class _FaultHandler(BaseHTTPRequestHandler):
             self.send_response(reply.status)
             for name, value in reply.headers:
                 self.send_header(name, value)
-            if reply.chunked:
+            if reply.parts:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for piece in reply.parts:
+                    time.sleep(reply.part_delay_s)
+                    self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            elif reply.chunked:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for start in range(0, len(reply.body), 65536):
