@@ -156,9 +156,10 @@ def test_edges_share_one_bounded_server_without_starvation(llava_server):
 def test_saturated_server_refuses_the_excess_with_a_reason(llava_server):
     """More edges than admission slots: the excess is refused with a reason and the bounds hold.
 
-    Shares are not even here: a refused bridge retries on its next frame, and edges whose frames come
-    just after a slot frees win it again and again (measured e.g. [54, 45, 6, 6, 2, 3] answers in 4 s).
-    Size ``server.max_queued_goals`` to at least the number of edges (see the README, Reliability).
+    Shares are not even here: a refused bridge backs off (jittered, 0.2-2 s), while a bridge whose goal
+    just finished sends its next one at once and so keeps its slot (measured e.g. [64, 56, 3, 4, 5, 5]
+    answers in 4 s, 1-8 refusals per bridge). Size ``server.max_queued_goals`` to at least the number
+    of edges (see the README, Reliability).
     """
     clients, server, probe = run_edges(llava_server.base_url, llava_server.model, edges=6, cap=2, workers=4)
     assert probe.max_running <= 2 and server.max_admitted <= 2

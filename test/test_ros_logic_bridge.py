@@ -101,7 +101,30 @@ def test_rejection_frees_the_slot_and_is_counted():
     assert bridge.in_flight == 1 and bridge.is_pending(send.request_id)
     bridge.on_goal_response(send.request_id, accepted=False)
     assert bridge.in_flight == 0 and bridge.monitor.counts["rejected"] == 1 and "rejected" in log.warn[-1]
-    assert isinstance(bridge.on_frame(frame(1), at(1))[0], SendGoal)
+    assert bridge.on_frame(frame(1), at(1)) == []  # backing off after the refusal
+    assert isinstance(bridge.on_frame(frame(40), at(40))[0], SendGoal)  # 4 s later: the slot is used again
+
+
+def test_refusals_back_off_with_jitter_and_log_once_per_streak():
+    bridge, log = make()
+    now, waits = 0, []
+    for _ in range(6):  # a saturated server refuses every goal
+        sends = [c for c in bridge.on_frame(frame(now, 0.01), at(now, 0.01)) if isinstance(c, SendGoal)]
+        while not sends:
+            now += 1
+            sends = [c for c in bridge.on_frame(frame(now, 0.01), at(now, 0.01)) if isinstance(c, SendGoal)]
+        waits.append(now)
+        bridge.on_goal_response(sends[0].request_id, accepted=False)
+        now += 1
+    gaps = [b - a for a, b in zip(waits, waits[1:], strict=False)]
+    # waits grow from 0.2 s to 2 s (jitter x0.5..1.5); frames every 10 ms
+    assert gaps[0] >= 10 and 100 <= gaps[-1] <= 301, gaps
+    assert len([w for w in log.warn if "rejected" in w]) == 1 and bridge.monitor.counts["rejected"] == 6
+    assert bridge.on_frame(frame(now, 0.01), at(now, 0.01)) == []  # starts the last back-off
+    later = now + 400  # 4 s: past the longest back-off
+    (send,) = [c for c in bridge.on_frame(frame(later, 0.01), at(later, 0.01)) if isinstance(c, SendGoal)]
+    bridge.on_goal_response(send.request_id, accepted=True)
+    assert "accepts requests again after 6 refusal(s)" in log.info[-1]
 
 
 def test_timeout_cancels_and_a_late_result_is_ignored():

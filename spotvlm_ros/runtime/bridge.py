@@ -7,12 +7,16 @@ past ``keyframes.timeout_s``, or preempted: with every slot busy, a request olde
 sends them asynchronously and reports back with :meth:`on_goal_response` (rejections free the slot) and
 :meth:`on_result`, which returns the ``LvlmContext`` dict to publish (latched) or None. :meth:`tick`
 expires requests and tracks the server: when it disappears, requests in flight are dropped at once
-(their results can never come), and when it comes back the bridge sends again.
+(their results can never come), and when it comes back the bridge sends again. A refused goal (a busy
+server) makes the bridge back off for a jittered, growing while before it sends again, so several
+bridges sharing one saturated server take turns instead of the same ones winning every freed slot;
+a refusal streak logs one line when it starts and one when the server accepts again.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,6 +36,9 @@ GOAL_SUCCEEDED, GOAL_CANCELED, GOAL_ABORTED = 4, 5, 6
 GOAL_STATUS_NAMES = {GOAL_SUCCEEDED: "succeeded", GOAL_CANCELED: "canceled", GOAL_ABORTED: "aborted"}
 
 Log = Callable[[str], None]
+
+# Back-off after a refused goal: the first wait and the longest, before a jitter of x0.5..x1.5.
+REFUSAL_BACKOFF_S = (0.2, 2.0)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,10 @@ class BridgeLogic:
         self._count = 0
         self.server_up = False
         self._ever_up = False
+        self._refusals = 0  # consecutive refused goals
+        self._backoff_due = False  # a refusal came; the back-off starts at the next frame
+        self._retry_after_ns = 0
+        self._jitter = random.Random(prefix)  # deterministic, different per bridge
         self.reconfigure(config)
 
     def reconfigure(self, config: SpotVlmConfig) -> None:
@@ -109,7 +120,7 @@ class BridgeLogic:
     def on_frame(self, frame: Frame, now_ns: int) -> list[Command]:
         """Offer a frame; returns the commands to run now (cancels first, then at most one send)."""
         commands: list[Command] = list(self._expire(now_ns))
-        if not self.server_up:
+        if not self.server_up or self._backing_off(now_ns):
             return commands
         if self.policy.should_send(frame.stamp_ns, frame.image, now_ns):
             commands.append(self._send(frame, now_ns))
@@ -122,6 +133,15 @@ class BridgeLogic:
             if self.policy.should_send(frame.stamp_ns, frame.image, now_ns):
                 commands.append(self._send(frame, now_ns))
         return commands
+
+    def _backing_off(self, now_ns: int) -> bool:
+        """True while waiting after a refused goal (the wait starts at the first frame after it)."""
+        if self._backoff_due:
+            low, high = REFUSAL_BACKOFF_S
+            wait_s = min(high, low * 2 ** (self._refusals - 1)) * self._jitter.uniform(0.5, 1.5)
+            self._retry_after_ns = now_ns + s_to_ns(wait_s)
+            self._backoff_due = False
+        return now_ns < self._retry_after_ns
 
     def _preemptable(self, frame: Frame, now_ns: int) -> str | None:
         """The oldest request to cancel for ``frame``, when preemption is on and every slot is busy."""
@@ -167,10 +187,21 @@ class BridgeLogic:
         return [CancelGoal(rid, "timeout") for rid in late]
 
     def on_goal_response(self, request_id: str, accepted: bool) -> None:
-        """The server accepted or rejected the goal; a rejection frees the slot."""
-        if not accepted and self._forget(request_id):
+        """The server accepted or rejected the goal; a rejection frees the slot and starts a back-off."""
+        if accepted:
+            if self._refusals:
+                self._info(f"LVLM server accepts requests again after {self._refusals} refusal(s)")
+            self._refusals, self._retry_after_ns = 0, 0
+            return
+        if self._forget(request_id):
             self.monitor.count("rejected")
-            self._warn(f"LVLM server rejected request {request_id} (see the server log for why)")
+            self._refusals += 1
+            self._backoff_due = True
+            if self._refusals == 1:
+                self._warn(
+                    f"LVLM server rejected request {request_id} (see the server log for why); "
+                    "backing off with jitter until it accepts again"
+                )
 
     def on_send_failed(self, request_id: str, error: str) -> None:
         """Sending the goal failed (the server vanished meanwhile)."""
