@@ -84,6 +84,7 @@ class EdgeRuntime:
         self.frames = FrameBuffer(config.focus.keyframe_buffer)
         self.want_regions = self.task == "grounding"
         self.errors = 0
+        self._failing = 0  # consecutive failed frames (logged once when a streak starts and ends)
 
     def observe(self, frame: Frame) -> None:
         self.frames.add(frame)
@@ -113,10 +114,15 @@ class EdgeRuntime:
             )
             text, regions = generation.text, _to_frame_pixels(generation.regions, view)
             prompt_tokens, image_tokens = generation.prompt_tokens, generation.image_tokens
+            if self._failing:
+                LOG.info("SVLM answering again after %d failed frame(s)", self._failing)
+                self._failing = 0
         except BackendError as err:
             self.errors += 1
             error = str(err) or type(err).__name__
-            LOG.warning("SVLM failed on frame %d: %s", frame.stamp_ns, error)
+            if not self._failing:
+                LOG.warning("SVLM failing from frame %d on: %s", frame.stamp_ns, error)
+            self._failing += 1
             text, regions, prompt_tokens, image_tokens = "", (), 0, view.image_tokens
         measured = time.perf_counter() - started
         seconds = self.step_time_s if self.step_time_s > 0 else measured
