@@ -6,10 +6,11 @@ within ``server.max_image_bytes``, a JPEG/PNG header whose pixel count is within
 rejection reason (the node logs it and rejects). :meth:`LvlmService.run` decodes the image, runs the
 backend and returns an :class:`Outcome`: ``succeeded`` with the result dict (``QueryLVLM`` result
 layout, regions in pixels of the image the server got), ``canceled``, or ``aborted`` with the reason
-(undecodable image, backend error). Cancellation is honoured before and after generation, and during it
-for backends that can abort a request (the OpenAI-compatible HTTP backend). Local models generate one
-goal at a time: the others wait in the service, where a cancel (or :meth:`LvlmService.close`) ends them
-at once instead of after a generation nobody wants.
+(undecodable image, backend error). While the backend generates, the text so far goes to ``feedback``
+(at most every ``FEEDBACK_INTERVAL_S``; the full answer last), and a cancel (or :meth:`LvlmService.close`)
+stops it mid-generation: a local model between two tokens, an HTTP backend by closing the request.
+Local models generate one goal at a time: the others wait in the service, where a cancel (or
+:meth:`LvlmService.close`) ends them at once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from ..core.config import SpotVlmConfig
 from ..core.messages import header_stamp_ns, lvlm_result_to_msg
 from ..core.types import TASKS, LvlmResult
-from ..models.base import BackendError, VlmBackend
+from ..models.base import BackendError, GenerationCancelled, VlmBackend
 from .diagnostics import ServerMonitor
 from .image_codec import ImageDecodeError, compressed_image_size, decode_compressed
 
@@ -35,6 +36,8 @@ SUCCEEDED, CANCELED, ABORTED = "succeeded", "canceled", "aborted"
 LOCAL_BACKENDS = ("tiny", "hf")
 """Backends that generate one request at a time in this process: goals queue in the service."""
 QUEUE_POLL_S = 0.05
+FEEDBACK_INTERVAL_S = 0.1
+"""Partial answers go to ``feedback`` at most this often."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,9 @@ class LvlmService:
         concurrent = 1 if config.cloud.backend in LOCAL_BACKENDS else config.server.max_queued_goals
         self._slots = threading.Semaphore(concurrent)
         self._closing = threading.Event()
-        self._takes_request_id = "request_id" in inspect.signature(backend.generate).parameters
+        parameters = inspect.signature(backend.generate).parameters
+        self._takes_request_id = "request_id" in parameters
+        self._streams = "on_text" in parameters and "should_stop" in parameters
 
     @property
     def running(self) -> int:
@@ -151,7 +156,7 @@ class LvlmService:
             self._cancel(request_id)
 
     def close(self) -> None:
-        """Abort goals still queued (the one generating finishes); call before closing the backend."""
+        """Abort goals still queued or generating; call before closing the backend."""
         self._closing.set()
 
     def messages(self, prompt: str) -> list[dict[str, Any]]:
@@ -192,7 +197,11 @@ class LvlmService:
             return Outcome(ABORTED, failed_result(f"undecodable image: {err}"))
         request_id = str(goal.get("request_id", ""))
         max_new_tokens = int(goal.get("max_new_tokens", 0)) or self.config.cloud.max_new_tokens
-        extra = {"request_id": request_id} if self._takes_request_id and request_id else {}
+        extra: dict[str, Any] = {"request_id": request_id} if self._takes_request_id and request_id else {}
+        partial = ThrottledFeedback(feedback, FEEDBACK_INTERVAL_S)
+        if self._streams:
+            extra["on_text"] = partial
+            extra["should_stop"] = lambda: cancelled() or self._closing.is_set()
         while not self._slots.acquire(timeout=QUEUE_POLL_S):  # a goal cancelled while queued ends at once
             if self._closing.is_set():
                 return Outcome(ABORTED, failed_result("server shutting down"))
@@ -208,6 +217,10 @@ class LvlmService:
                 want_regions=bool(goal.get("want_regions", False)),
                 **extra,
             )
+        except GenerationCancelled:
+            if self._closing.is_set() and not cancelled():
+                return Outcome(ABORTED, failed_result("server shutting down"))
+            return Outcome(CANCELED, failed_result("canceled during generation"))
         except BackendError as err:
             if cancelled():
                 return Outcome(CANCELED, failed_result("canceled"))
@@ -216,7 +229,8 @@ class LvlmService:
             self._slots.release()
         if cancelled():
             return Outcome(CANCELED, failed_result("canceled"))
-        feedback(generation.text)
+        if generation.text != partial.last_sent:
+            feedback(generation.text)
         header = image_msg["header"]
         result = LvlmResult(
             request_id=request_id,
@@ -231,3 +245,20 @@ class LvlmService:
             frame_id=str(header.get("frame_id", "")),
         )
         return Outcome(SUCCEEDED, {"context": lvlm_result_to_msg(result), "success": True, "error": ""})
+
+
+class ThrottledFeedback:
+    """Forwards partial answers to ``feedback`` at most every ``interval_s`` (the first one at once)."""
+
+    def __init__(self, feedback: Callable[[str], None], interval_s: float) -> None:
+        self._feedback = feedback
+        self._interval_s = interval_s
+        self._sent_at = -float("inf")
+        self.last_sent: str | None = None
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._sent_at >= self._interval_s:
+            self._sent_at = now
+            self.last_sent = text
+            self._feedback(text)
