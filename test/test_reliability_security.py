@@ -117,13 +117,15 @@ def test_decompression_bomb_rejected_from_its_header_before_decoding():
     assert time.perf_counter() - started < 0.1 and svc.running == 0  # nothing was decoded or reserved
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LvlmService.check does not validate max_new_tokens yet (runtime/lvlm_service.py)",
-)
-def test_negative_max_new_tokens_rejected_with_a_reason():
-    reason = service().check(goal(encode_jpeg(np.zeros((8, 8, 3), np.uint8)), max_new_tokens=-5))
-    assert "max_new_tokens" in reason
+def test_out_of_range_max_new_tokens_rejected_with_a_reason():
+    jpeg = encode_jpeg(np.zeros((8, 8, 3), np.uint8))
+    for bad in (-5, 4097, 2**31 - 1):
+        assert "max_new_tokens" in service().check(goal(jpeg, max_new_tokens=bad))
+    assert (
+        service().check(goal(jpeg, max_new_tokens=0))
+        == ""
+        == service().check(goal(jpeg, max_new_tokens=4096))
+    )
 
 
 JPEG = encode_jpeg(np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8))

@@ -40,6 +40,10 @@ FEEDBACK_INTERVAL_S = 0.1
 """Partial answers go to ``feedback`` at most this often."""
 
 
+# Largest generation a goal may ask for (the config schema's bound of ``cloud.max_new_tokens``).
+MAX_NEW_TOKENS = 4096
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a goal ended: status, the result dict and the seconds spent."""
@@ -114,6 +118,9 @@ class LvlmService:
             return "empty prompt"
         if not str(goal.get("request_id", "")):
             return "empty request_id"
+        max_new = goal.get("max_new_tokens", 0)
+        if not isinstance(max_new, int) or not 0 <= max_new <= MAX_NEW_TOKENS:
+            return f"max_new_tokens={max_new!r} outside 0..{MAX_NEW_TOKENS} (0 = cloud.max_new_tokens)"
         image = goal.get("image") or {}
         data = image.get("data", b"")
         if len(data) == 0:
