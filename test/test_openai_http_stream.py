@@ -99,8 +99,9 @@ def test_stream_without_done_or_usage_is_complete_at_the_final_chunk(fault_serve
 
 def test_json_answer_to_a_stream_request_is_accepted(fault_server, make_backend):
     fault_server.script(Reply.ok("plain json"))
-    generation = make_backend(fault_server.base_url).generate(chat(), [IMAGE], on_text=lambda text: None)
-    assert generation.text == "plain json"
+    seen: list[str] = []
+    generation = make_backend(fault_server.base_url).generate(chat(), [IMAGE], on_text=seen.append)
+    assert generation.text == "plain json" and seen == ["plain json"]
 
 
 @pytest.mark.parametrize(

@@ -365,6 +365,8 @@ class OpenAiHttpBackend:
             raise BackendError(f"malformed JSON from {self._url}: {err}") from None
         if not isinstance(decoded, dict):
             raise BackendError(f"malformed response from {self._url}: expected a JSON object")
+        if stream is not None:  # a server that ignores "stream": the whole answer is the one partial text
+            stream.text = _completion_text(decoded)[0]
         return decoded
 
     def _api_key(self) -> str:

@@ -2,8 +2,9 @@
 
 Goal checks, decoding, generation and result building are ``runtime.lvlm_service.LvlmService``; this
 node maps them onto an rclpy ActionServer (reentrant group, multi-threaded executor): rejected goals
-are logged with the reason, feedback carries the answer text, cancel is honoured, backend errors abort
-the goal with the reason. The backend is loaded on activate and freed (with the GPU cache) on deactivate.
+are logged with the reason, feedback streams the answer so far (one message per service callback),
+a cancel stops the generation mid-answer, backend errors abort the goal with the reason. The backend
+is loaded on activate and freed (with the GPU cache) on deactivate.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ class LvlmServerNode(SpotVlmNode):
         self.server.destroy()
         self.server = None
         service, self.service = self.service, None
-        service.close()  # queued goals end now; the one generating finishes
+        service.close()  # queued goals end now, the one generating stops
         service.backend.close()  # frees the weights and the GPU cache
 
     def stop(self) -> None:
         if self.service is not None:
-            self.service.close()  # queued goals end now
+            self.service.close()  # queued and generating goals end now
 
     def on_config_change(self, keys: set[str]) -> None:
         if self.service is not None:

@@ -1,8 +1,8 @@
 """Launch test: goals past keyframes.timeout_s are cancelled by the bridge and the server honours it.
 
 A tiny LVLM asked for many tokens takes longer than the 0.3 s timeout: the bridge cancels each goal,
-the server ends it as canceled (its diagnostics count them), and the edge keeps answering. Skips without
-ROS.
+the server ends it as canceled mid-generation (its diagnostics count them) after streaming partial
+answers as feedback, and the edge keeps answering. Skips without ROS.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from ros_fixtures import NODE_ENV, RosHarness, tiny_params
 
 from launch import LaunchDescription
+from spotvlm_msgs.action import QueryLVLM
 from spotvlm_msgs.msg import EdgeAnswer
 
 CAMERA = "/fixture/image_raw"
@@ -65,6 +66,7 @@ class TestCancel(unittest.TestCase):
         cls.ros = RosHarness()
         cls.answers = cls.ros.collect(EdgeAnswer, "/spotvlm_edge/answer")
         cls.diagnostics = cls.ros.collect(DiagnosticArray, "/diagnostics")
+        cls.feedback = cls.ros.collect(QueryLVLM.Impl.FeedbackMessage, "/query_lvlm/_action/feedback")
         cls.ros.camera(CAMERA, rate_hz=5.0)
 
     @classmethod
@@ -82,6 +84,9 @@ class TestCancel(unittest.TestCase):
         server = latest_values(self.diagnostics.messages, "spotvlm_lvlm_server")
         self.assertTrue(ok, f"bridge {bridge}, server {server}")
         self.assertEqual(server.get("succeeded", "0"), "0", "a goal ran to the end despite its timeout")
+        # no goal succeeded, so every partial answer was published before its goal's (canceled) result
+        partials = [m.feedback.partial_text for m in self.feedback.messages]
+        self.assertTrue(partials and all(partials), f"no partial answers as feedback: {partials[:3]}")
         self.assertTrue(self.answers.wait(lambda m: len(m) >= 5, 30.0), "the edge stopped answering")
 
 
