@@ -113,6 +113,13 @@ def test_collate_trains_on_answer_tokens_only(processors, clip, config):
         assert kept == item.input_ids[item.prompt_len :].tolist()
         assert int(batch["attention_mask"][row].sum()) == len(item.input_ids)
     assert batch["pixel_values"].shape[0] == int(batch["image_grid_thw"].prod(dim=1).sum())
+    # image tokens typed as the processor types them at inference (Qwen2.5-VL's 3D positions need them)
+    first = processor(
+        text=[encoder.prompt_text(samples[0].messages)], images=[store.get(k) for k in items[0].image_keys]
+    )
+    n = items[0].prompt_len
+    assert batch["mm_token_type_ids"][0, :n].tolist() == list(first["mm_token_type_ids"][0])
+    assert int(batch["mm_token_type_ids"].sum()) == int(batch["image_grid_thw"].prod(dim=1).sum()) // 4
 
 
 def test_svlm_prompt_is_built_by_context_replacement(processors, clip, config):

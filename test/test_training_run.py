@@ -91,9 +91,9 @@ def test_resume_continues_exactly(lvlm_run, tmp_path):
     straight.run()
     first = Trainer(options(split_dir), log=lambda _: None)
     for _ in range(3):
-        first.train_step(
-            first.sampler.batch(first.recipe.stage_at(first.progress()).mix, first.recipe.batch_size)
-        )
+        stage = first.recipe.stage_at(first.progress())
+        batch = first.sampler.batch(stage.mix, first.recipe.batch_size, first.recipe.families_at(stage))
+        first.train_step(batch)
     first.checkpoint()
     with pytest.raises(TrainError, match="--resume"):
         Trainer(options(split_dir), log=lambda _: None)
@@ -121,11 +121,10 @@ def test_cli_trains_a_micro_svlm(tmp_path, capsys):
 def test_sampler_follows_the_stage_mix_and_family_weights(lvlm_run):
     trainer, _ = lvlm_run
     items = trainer.data.items
-    sampler = CurriculumSampler(
-        trainer.data, np.random.default_rng(0), {"vqa": 1.0, "caption": 0.0, "grounding": 0.0}
-    )
-    assert {items[i].kind for i in sampler.batch({"crop": 1.0, "full": 0.0}, 40)} == {"crop"}
-    drawn = sampler.batch({"full": 1.0}, 60)
+    sampler = CurriculumSampler(trainer.data, np.random.default_rng(0))
+    weights = {"vqa": 1.0, "caption": 0.0, "grounding": 0.0}
+    assert {items[i].kind for i in sampler.batch({"crop": 1.0, "full": 0.0}, 40, weights)} == {"crop"}
+    drawn = sampler.batch({"full": 1.0}, 60, weights)
     assert {items[i].kind for i in drawn} == {"full"} and {family(items[i].group) for i in drawn} == {"vqa"}
     assert (
         family("vqa:light+regions") == "vqa"

@@ -96,6 +96,7 @@ def train_samples(
     data = recipe.data
     scale = _input_scale(processors.model)
     samples: list[Sample] = []
+    svlm = _scripted_svlm(recipe, config, processors, rng)
     for index, (frame, annotation) in enumerate(zip(clip.frames, clip.annotations, strict=True)):
         if index % data.crop_stride == 0:
             samples += crop_samples(config, frame, annotation, scale, rng)
@@ -104,7 +105,6 @@ def train_samples(
         if recipe.role == "lvlm":
             samples += full_frame_samples(config, frame, annotation, scale, rng)
             continue
-        svlm = _scripted_svlm(recipe, config, processors, rng)
         for query in ALL_QUERIES:
             if query.task == "grounding" and annotation.box(query.item_id) is None:
                 continue
@@ -113,7 +113,7 @@ def train_samples(
                 Sample("full", query.key, sample.messages, sample.images, sample.target, sample.truth)
             )
     if recipe.role == "svlm" and data.context_runs_per_clip > 0:
-        svlm = _scripted_svlm(recipe, config, processors, rng, keep=data.context_keep)
+        svlm.keep = data.context_keep
         lvlm = ScriptedBackend(
             "scripted-lvlm", processors.lvlm, config.cloud.image_max_side, rng, error_rate=data.lvlm_error
         )

@@ -146,7 +146,14 @@ def collate(batch: Sequence[Encoded], store: ImageStore, processor: Any) -> dict
         mask[row, :n] = 1
         labels[row, item.prompt_len : n] = tokens[item.prompt_len :]
         images += [store.get(key) for key in item.image_keys]
-    out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    # Qwen2.5-VL places image tokens in 3D (mrope) by these types, as the processor marks them at inference
+    image_token = int(processor.tokenizer.convert_tokens_to_ids(processor.image_token))
+    out = {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": labels,
+        "mm_token_type_ids": (ids == image_token).long() * mask,
+    }
     if images:
         pixels = processor.image_processor(images=images, return_tensors="pt")
         out["pixel_values"] = pixels["pixel_values"]

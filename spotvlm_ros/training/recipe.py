@@ -7,8 +7,9 @@ exported checkpoint (``training_info.json``), so a run can be repeated from its 
 
 The curriculum (issue #7: naive training on full frames stays on a plateau for small objects):
 
-1. ``crops``: crop-level questions (the traffic light, pedestrian and nearest car cut out and enlarged,
-   asked the usual question) plus localisation of the light on the full frame;
+1. ``crops``: mostly crop-level questions (the traffic light and a pedestrian cut out and enlarged,
+   asked the usual question), some large-object questions (how many cars) and localisation of the
+   light on the full frame;
 2. ``mixed``: half crop-level, half full frames of every task;
 3. ``full``: full frames of every task (and, for the SVLM, runtime prompts with context turns and focus
    crops), a tenth of crop-level samples kept so nothing is forgotten.
@@ -49,11 +50,15 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Stage:
-    """A curriculum stage: active until ``until`` (fraction of the budget), with sample-kind weights."""
+    """A curriculum stage: active until ``until`` (fraction of the budget), with sample-kind weights.
+
+    ``families`` overrides the recipe's ``family_weights`` during the stage.
+    """
 
     name: str
     until: float
     mix: dict[str, float]
+    families: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,10 @@ class TrainRecipe:
                 return stage
         return self.stages[-1]
 
+    def families_at(self, stage: Stage) -> dict[str, float]:
+        """The family weights in force during ``stage``."""
+        return {**self.family_weights, **stage.families}
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -114,7 +123,7 @@ def _stages(role: str) -> tuple[Stage, ...]:
     full = {"full": 0.5, "context": 0.4, "crop": 0.1} if role == "svlm" else {"full": 0.9, "crop": 0.1}
     mixed = {"crop": 0.5, "full": 0.25, "context": 0.25} if role == "svlm" else {"crop": 0.5, "full": 0.5}
     return (
-        Stage("crops", 0.15, {"crop": 1.0}),
+        Stage("crops", 0.15, {"crop": 1.0}, {"crop": 6.0, "vqa": 1.0, "grounding": 1.0}),
         Stage("mixed", 0.35, mixed),
         Stage("full", 1.0, full),
     )

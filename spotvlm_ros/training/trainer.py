@@ -101,21 +101,20 @@ class CurriculumSampler:
     sample of that family (kinds and families without data are skipped).
     """
 
-    def __init__(self, data: TrainingData, rng: np.random.Generator, family_weights: dict[str, float]):
+    def __init__(self, data: TrainingData, rng: np.random.Generator):
         self.rng = rng
         self.pools: dict[str, dict[str, list[int]]] = {}
         for index, item in enumerate(data.items):
             self.pools.setdefault(item.kind, {}).setdefault(family(item.group), []).append(index)
-        self.family_weights = family_weights
 
-    def batch(self, mix: dict[str, float], size: int) -> list[int]:
+    def batch(self, mix: dict[str, float], size: int, family_weights: dict[str, float]) -> list[int]:
         kinds = [k for k, w in mix.items() if w > 0 and self.pools.get(k)]
         if not kinds:
             raise TrainError(f"no training samples of the kinds {sorted(mix)}")
         out = []
         for kind in self._draw(kinds, [mix[k] for k in kinds], size):
             families = sorted(self.pools[kind])
-            (name,) = self._draw(families, [self.family_weights.get(f, 1.0) for f in families], 1)
+            (name,) = self._draw(families, [family_weights.get(f, 1.0) for f in families], 1)
             pool = self.pools[kind][name]
             out.append(pool[int(self.rng.integers(len(pool)))])
         return out
@@ -200,7 +199,7 @@ class Trainer:
             self.say(f"resumed at step {self.state.step} ({self.state.elapsed_s / 60:.1f} min trained)")
         else:
             self.log.resume(0)
-        self.sampler = CurriculumSampler(self.data, rng, dict(recipe.family_weights))
+        self.sampler = CurriculumSampler(self.data, rng)
         self.prior = class_prior(self.data.heldout)
         self.image_max_side = (
             self.config.cloud.image_max_side if recipe.role == "lvlm" else self.config.edge.image_max_side
@@ -268,7 +267,9 @@ class Trainer:
         while self.progress() < 1.0:
             stage = recipe.stage_at(self.progress())
             started = time.perf_counter()
-            loss = self.train_step(self.sampler.batch(stage.mix, recipe.batch_size))
+            loss = self.train_step(
+                self.sampler.batch(stage.mix, recipe.batch_size, recipe.families_at(stage))
+            )
             spent = time.perf_counter() - started
             self.state.elapsed_s += spent
             losses.append(loss)
