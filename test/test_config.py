@@ -120,3 +120,14 @@ def test_parameter_specs_carry_descriptions_ranges_and_choices():
     jpeg = specs["keyframes.jpeg_quality"]
     assert (jpeg.minimum, jpeg.maximum, jpeg.default) == (10.0, 100.0, 90)
     assert specs["focus.mode"].choices == ("crop", "mark", "mask", "off")
+
+
+@pytest.mark.parametrize("params", [True, 3, "x", ["a"]])
+def test_ros_parameters_that_are_not_a_mapping_are_named(params, tmp_path):
+    with pytest.raises(ConfigError, match="ros__parameters"):
+        config_from_dict({"/**": {"ros__parameters": params}})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    with pytest.raises(ConfigError, match="ros__parameters"):
+        load_config(path)
+    assert config_from_dict({"/**": {"ros__parameters": None}}) == SpotVlmConfig()

@@ -240,7 +240,14 @@ def _unwrap_ros(data: Mapping[str, Any]) -> Mapping[str, Any]:
     if len(data) == 1:
         (only,) = data.values()
         if isinstance(only, Mapping) and ROS_PARAMS_KEY in only:
-            return only[ROS_PARAMS_KEY] or {}
+            params = only[ROS_PARAMS_KEY]
+            if params is None:
+                return {}
+            if not isinstance(params, Mapping):
+                raise ConfigError(
+                    f"invalid config:\n  {ROS_PARAMS_KEY} = {params!r}: expected a mapping of parameters"
+                )
+            return params
     return data
 
 
