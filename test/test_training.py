@@ -233,8 +233,14 @@ def test_evaluate_asks_every_sample_and_scores_it():
 
 def test_curriculum_stages_and_learning_rate():
     recipe = recipe_for("lvlm")
-    assert recipe.stage_at(0.0).name == "crops" and recipe.stage_at(0.0).mix == {"crop": 1.0}
-    assert recipe.stage_at(0.2).name == "mixed"
+    first = recipe.stage_at(0.0)
+    assert (
+        first.name == "light"
+        and first.mix == {"crop": 1.0}
+        and recipe.weights_at(first) == {"crop:light": 1.0}
+    )
+    assert recipe.stage_at(0.1).name == "crops" and recipe.stage_at(0.2).name == "mixed"
+    assert recipe.weights_at(recipe.stage_at(0.5)) == recipe.family_weights
     assert recipe.stage_at(0.99).name == "full" and recipe.stage_at(1.5).name == "full"
     assert learning_rate(recipe, 0, 0.0) == pytest.approx(recipe.lr / recipe.warmup_steps)
     assert learning_rate(recipe, recipe.warmup_steps, 0.0) == pytest.approx(recipe.lr)

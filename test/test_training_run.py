@@ -92,7 +92,7 @@ def test_resume_continues_exactly(lvlm_run, tmp_path):
     first = Trainer(options(split_dir), log=lambda _: None)
     for _ in range(3):
         stage = first.recipe.stage_at(first.progress())
-        batch = first.sampler.batch(stage.mix, first.recipe.batch_size, first.recipe.families_at(stage))
+        batch = first.sampler.batch(stage.mix, first.recipe.batch_size, first.recipe.weights_at(stage))
         first.train_step(batch)
     first.checkpoint()
     with pytest.raises(TrainError, match="--resume"):
@@ -126,8 +126,12 @@ def test_sampler_follows_the_stage_mix_and_family_weights(lvlm_run):
     assert {items[i].kind for i in sampler.batch({"crop": 1.0, "full": 0.0}, 40, weights)} == {"crop"}
     drawn = sampler.batch({"full": 1.0}, 60, weights)
     assert {items[i].kind for i in drawn} == {"full"} and {family(items[i].group) for i in drawn} == {"vqa"}
+    only_light = sampler.batch({"crop": 1.0}, 30, {"crop:light": 1.0})
+    assert {items[i].group for i in only_light} == {"crop:light"}
+    with pytest.raises(TrainError, match="draw nothing"):
+        sampler.batch({"crop": 1.0}, 2, {"caption": 1.0})
     assert (
-        family("vqa:light+regions") == "vqa"
+        family("vqa:light+regions@svlm") == "vqa"
         and family("crop:light") == "crop"
         and family("caption") == "caption"
     )

@@ -7,6 +7,7 @@ exported checkpoint (``training_info.json``), so a run can be repeated from its 
 
 The curriculum (issue #7: naive training on full frames stays on a plateau for small objects):
 
+0. ``light``: the light's state on crops of the light only (the first visual skill to get right);
 1. ``crops``: mostly crop-level questions (the traffic light and a pedestrian cut out and enlarged,
    asked the usual question), some large-object questions (how many cars) and localisation of the
    light on the full frame;
@@ -52,13 +53,13 @@ class ModelSpec:
 class Stage:
     """A curriculum stage: active until ``until`` (fraction of the budget), with sample-kind weights.
 
-    ``families`` overrides the recipe's ``family_weights`` during the stage.
+    ``weights``, when given, replace the recipe's ``family_weights`` during the stage (see there).
     """
 
     name: str
     until: float
     mix: dict[str, float]
-    families: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ class TrainRecipe:
     checkpoint_every_s: float = 300.0
     log_every_steps: int = 25
     max_new_tokens: int = 48
-    # within a sample kind, how often each family is drawn (vqa and crop-level questions first)
+    # within a sample kind, how often each family (vqa, crop, caption, grounding) is drawn, shared by its
+    # questions; a question key (crop:light) gets its own weight; what is not named is not drawn
     family_weights: dict[str, float] = field(
         default_factory=lambda: {"vqa": 3.0, "crop": 3.0, "caption": 1.0, "grounding": 1.0}
     )
@@ -111,9 +113,9 @@ class TrainRecipe:
                 return stage
         return self.stages[-1]
 
-    def families_at(self, stage: Stage) -> dict[str, float]:
-        """The family weights in force during ``stage``."""
-        return {**self.family_weights, **stage.families}
+    def weights_at(self, stage: Stage) -> dict[str, float]:
+        """The family and question weights in force during ``stage``."""
+        return dict(stage.weights or self.family_weights)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,8 +125,9 @@ def _stages(role: str) -> tuple[Stage, ...]:
     full = {"full": 0.5, "context": 0.4, "crop": 0.1} if role == "svlm" else {"full": 0.9, "crop": 0.1}
     mixed = {"crop": 0.5, "full": 0.25, "context": 0.25} if role == "svlm" else {"crop": 0.5, "full": 0.5}
     return (
-        Stage("crops", 0.15, {"crop": 1.0}, {"crop": 6.0, "vqa": 1.0, "grounding": 1.0}),
-        Stage("mixed", 0.35, mixed),
+        Stage("light", 0.06, {"crop": 1.0}, {"crop:light": 1.0}),
+        Stage("crops", 0.18, {"crop": 1.0}, {"crop": 6.0, "vqa": 1.0, "grounding": 1.0}),
+        Stage("mixed", 0.38, mixed),
         Stage("full", 1.0, full),
     )
 

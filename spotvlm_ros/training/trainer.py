@@ -89,35 +89,54 @@ def learning_rate(recipe: TrainRecipe, step: int, progress: float) -> float:
     return recipe.lr * (recipe.min_lr_fraction + (1.0 - recipe.min_lr_fraction) * cosine)
 
 
+def question(group: str) -> str:
+    """The question of a sample group: ``vqa:light+regions`` and ``vqa:light@spotvlm`` -> ``vqa:light``."""
+    return group.split("@", 1)[0].split("+", 1)[0]
+
+
 def family(group: str) -> str:
     """The family of a sample group: ``vqa:light+regions`` -> ``vqa``, ``crop:light`` -> ``crop``."""
-    return group.split(":", 1)[0].split("+", 1)[0].split("@", 1)[0]
+    return question(group).split(":", 1)[0]
 
 
 class CurriculumSampler:
     """Draws training batches following the curriculum.
 
-    Per sample: a kind by the current stage's mix, a family within it by ``family_weights``, then a
-    sample of that family (kinds and families without data are skipped).
+    Per sample: a kind by the current stage's mix, then a question within that kind by the stage's
+    weights (a question's own weight, else its family's shared by the family's questions), then a
+    sample of that question.
     """
 
     def __init__(self, data: TrainingData, rng: np.random.Generator):
         self.rng = rng
         self.pools: dict[str, dict[str, list[int]]] = {}
         for index, item in enumerate(data.items):
-            self.pools.setdefault(item.kind, {}).setdefault(family(item.group), []).append(index)
+            self.pools.setdefault(item.kind, {}).setdefault(question(item.group), []).append(index)
 
-    def batch(self, mix: dict[str, float], size: int, family_weights: dict[str, float]) -> list[int]:
+    def batch(self, mix: dict[str, float], size: int, weights: dict[str, float]) -> list[int]:
         kinds = [k for k, w in mix.items() if w > 0 and self.pools.get(k)]
         if not kinds:
             raise TrainError(f"no training samples of the kinds {sorted(mix)}")
         out = []
         for kind in self._draw(kinds, [mix[k] for k in kinds], size):
-            families = sorted(self.pools[kind])
-            (name,) = self._draw(families, [family_weights.get(f, 1.0) for f in families], 1)
+            names, chances = self._question_weights(kind, weights)
+            (name,) = self._draw(names, chances, 1)
             pool = self.pools[kind][name]
             out.append(pool[int(self.rng.integers(len(pool)))])
         return out
+
+    def _question_weights(self, kind: str, weights: dict[str, float]) -> tuple[list[str], list[float]]:
+        names = sorted(self.pools[kind])
+        per_family: dict[str, int] = {}
+        for name in names:
+            per_family[family(name)] = per_family.get(family(name), 0) + 1
+        chances = [
+            weights[name] if name in weights else weights.get(family(name), 0.0) / per_family[family(name)]
+            for name in names
+        ]
+        if sum(chances) <= 0:
+            raise TrainError(f"the weights {weights} draw nothing from the {kind!r} samples {names}")
+        return names, chances
 
     def _draw(self, names: list[str], weights: list[float], size: int) -> list[str]:
         p = np.asarray(weights, dtype=float)
@@ -267,9 +286,7 @@ class Trainer:
         while self.progress() < 1.0:
             stage = recipe.stage_at(self.progress())
             started = time.perf_counter()
-            loss = self.train_step(
-                self.sampler.batch(stage.mix, recipe.batch_size, recipe.families_at(stage))
-            )
+            loss = self.train_step(self.sampler.batch(stage.mix, recipe.batch_size, recipe.weights_at(stage)))
             spent = time.perf_counter() - started
             self.state.elapsed_s += spent
             losses.append(loss)
