@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests: no per-example deadline (a loaded 2-core CI machine makes timing noise, not bugs);
+# under CI the examples are derandomized so a run is reproducible. Locally they vary run to run.
+settings.register_profile("spotvlm", deadline=None)
+settings.register_profile("spotvlm-ci", deadline=None, derandomize=True)
+settings.load_profile("spotvlm-ci" if os.environ.get("CI") else "spotvlm")
 
 
 @pytest.fixture(scope="session")
