@@ -69,3 +69,25 @@ def test_quick_run_prints_figures_and_writes_the_plot(tmp_path, capsys):
     assert "spotvlm_no_replacement" in (tmp_path / "accuracy_curve.json").read_text()
     assert figures["trained_models"] == demo_models_present()
     assert (RANDOM_NOTE in out) == (not demo_models_present())
+
+
+def test_cloud_modes_are_not_asked_for_regions(tmp_path):
+    """SpotVLM's keyframes ask the LVLM for regions (focus crops); the cloud baselines' VQA does not."""
+    from spotvlm_ros.bench.accuracy import evaluate_modes
+    from spotvlm_ros.bench.accuracy_timing import RecordingBackend
+    from spotvlm_ros.models.zero import ZeroCostBackend
+    from spotvlm_ros.runtime.make_bag import make_synthetic_bag
+    from spotvlm_ros.training.scenario import scenario_config
+
+    bag = tmp_path / "bag"
+    make_synthetic_bag(bag, frames=30, seed=5, width=320, height=240, transport="compressed")
+    cloud = RecordingBackend(ZeroCostBackend("zero:cloud"))
+    plan = {"tasks": ["vqa"], "profiles": [profile_spec(0.5)], "questions": ["light"], "max_frames": 30}
+    results = evaluate_modes(scenario_config(), bag, plan, ZeroCostBackend("zero:edge"), cloud)
+    assert {r.mode for r in results.runs} == {
+        "svlm", "lvlm", "lvlm_blocking", "offload", "spotvlm", "spotvlm_no_focus", "spotvlm_no_replacement"
+    }  # fmt: skip
+    asked = [call.want_regions for call in cloud.calls]
+    assert any(asked) and not all(asked)
+    blocking = results.run(profile_spec(0.5), results.items[0], "lvlm_blocking")
+    assert blocking.cloud["requests"] == 30
