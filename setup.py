@@ -13,7 +13,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["third_party/vision_msgs/msg/*.msg"]},
+    # the trained demo models are loaded from their files: package data, and no zipped install
+    package_data={PACKAGE: ["third_party/vision_msgs/msg/*.msg", "demo_models/*/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -60,7 +61,7 @@ setup(
             "accelerate>=1.0",
         ],
     },
-    zip_safe=True,
+    zip_safe=False,
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [

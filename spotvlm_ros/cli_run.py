@@ -21,6 +21,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_BAG = REPO_ROOT / "rosbags" / "demo"
 DEMO_PROFILE = "gilbert:good=0.4,bad=3.0,p_gb=0.15,p_bg=0.35,jitter=0.3"
+DEMO_THREADS = 1  # the tiny trained models run fastest on one torch thread
 DEMO_SETTINGS: dict[str, Any] = {
     "edge.step_time_s": 0.15,  # fixed SVLM step (virtual clock): reproducible; slower than the 10 Hz camera
     "edge.max_new_tokens": 12,  # short answers and small images keep the CPU demo well under 5 minutes
@@ -33,10 +34,18 @@ DEMO_SETTINGS: dict[str, Any] = {
     "eval.tasks": ["vqa", "caption", "grounding"],
 }
 DEMO_QUESTIONS = ("light",)
+# with the trained demo models shipped (spotvlm_ros/demo_models): the settings they were trained under
+TRAINED_DEMO_SETTINGS: dict[str, Any] = {
+    "latency.profile": DEMO_PROFILE,
+    "latency.profiles": [DEMO_PROFILE],
+    "eval.max_frames": 150,
+    "eval.tasks": ["vqa"],
+}
+TRAINED_DEMO_QUESTIONS = ("light", "cars", "pedestrian")
 RANDOM_WEIGHTS_NOTE = (
-    "The models are tiny, randomly initialised stand-ins (no trained weights ship yet; trained demo models "
-    "come with a later issue): their answers are noise, so the scores below exercise the whole pipeline "
-    "but say nothing about accuracy."
+    "The models are tiny, randomly initialised stand-ins (the trained demo models in "
+    "spotvlm_ros/demo_models are missing or not selected): their answers are noise, so the scores below "
+    "exercise the whole pipeline but say nothing about accuracy."
 )
 
 
@@ -208,8 +217,27 @@ def _demo_bag(out: Path, frames: int) -> tuple[Path, str]:
     return bag, f"{DEMO_BAG} not found: generated a synthetic bag of {frames} frames at {bag}"
 
 
+def demo_settings() -> tuple[dict[str, Any], tuple[str, ...], bool]:
+    """The demo's config overrides and VQA questions, and whether the trained demo models run.
+
+    With the trained models shipped: their training scenario (SVLM step, answer lengths) and every VQA
+    question; else the tiny random stand-ins on the light question only.
+    """
+    from .training.scenario import SCENARIO_SETTINGS, trained_model_settings
+
+    models = trained_model_settings()
+    if models is None:
+        return DEMO_SETTINGS, DEMO_QUESTIONS, False
+    return {**SCENARIO_SETTINGS, **TRAINED_DEMO_SETTINGS, **models}, TRAINED_DEMO_QUESTIONS, True
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    config = _config(args, DEMO_SETTINGS)
+    settings, questions, trained = demo_settings()
+    config = _config(args, settings)
+    if trained:
+        import torch
+
+        torch.set_num_threads(DEMO_THREADS)
     from .runtime.eval.runner import EvalError, prepare_eval
     from .runtime.replay import replay_bag
 
@@ -217,7 +245,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         bag, origin = _demo_bag(out, max(config.eval.max_frames, 1))
-        setup = prepare_eval(bag, config, _eval_plan(args, DEMO_QUESTIONS))
+        setup = prepare_eval(bag, config, _eval_plan(args, questions))
         frames = setup.frames
         header = [
             "SpotVLM demo: no ROS, no GPU, no network; simulated clock (same seed, same numbers).",
@@ -229,6 +257,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ]
         if "tiny" in (config.edge.backend, config.cloud.backend):
             header.append(f"- NOTE: {RANDOM_WEIGHTS_NOTE}")
+        elif trained:
+            header.append(f"- models: trained demo SVLM {config.edge.model}, LVLM {config.cloud.model}")
         print("\n".join(header), flush=True)
         first = setup.items[0]  # the replay asks the first item, so the evaluation reuses its answers
         replay_config = config.model_copy(update={"task": first.task, "prompt": first.prompt})
@@ -321,7 +351,11 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
         description="Replay the demo bag (rosbags/demo, or a synthetic bag generated when it is missing) on\n"
         "the simulated clock with a fluctuating two-state cloud delay, then evaluate every mode on it.\n"
         "Prints the table of modes; writes OUT/report.md, OUT/results.json, plots and OUT/replay/\n"
-        "(output bag, records, summary).\n\nDemo settings (change any with --set KEY=VALUE):\n"
+        "(output bag, records, summary).\n\nWith the trained demo models present\n"
+        "(spotvlm_ros/demo_models/{lvlm,svlm}), it runs them on the VQA questions light, cars and\n"
+        "pedestrian under their training scenario:\n"
+        + "\n".join(f"  {key}: {value}" for key, value in TRAINED_DEMO_SETTINGS.items())
+        + "\nwithout them, tiny random stand-ins (change any setting with --set KEY=VALUE):\n"
         + "\n".join(f"  {key}: {value}" for key, value in DEMO_SETTINGS.items()),
         epilog="example: spotvlm demo --set eval.max_frames=80\n" + EXIT_CODES,
     )

@@ -246,3 +246,16 @@ def test_curriculum_stages_and_learning_rate():
     assert learning_rate(recipe, recipe.warmup_steps, 0.0) == pytest.approx(recipe.lr)
     assert learning_rate(recipe, 10_000, 1.0) == pytest.approx(recipe.lr * recipe.min_lr_fraction)
     assert recipe_for("svlm").model.input_width == 112 and recipe.model.text_layers == 4
+
+
+def test_answers_curriculum_weights_the_vqa_questions():
+    for role, kinds in (("lvlm", {"full", "crop"}), ("svlm", {"context", "full", "crop"})):
+        recipe = recipe_for(role, curriculum="answers")
+        (stage,) = recipe.stages
+        weights = recipe.weights_at(stage)
+        assert stage.name == "answers" and set(stage.mix) == kinds
+        assert min(weights[f"vqa:{q}"] for q in ("light", "cars", "pedestrian")) > weights["grounding"]
+        assert weights["grounding"] > weights["caption"] > 0 and recipe.lr < recipe_for(role).lr
+        assert recipe.model == recipe_for(role).model and recipe.data == recipe_for(role).data
+    with pytest.raises(ValueError, match="curriculum"):
+        recipe_for("lvlm", curriculum="naive")

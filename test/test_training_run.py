@@ -135,3 +135,61 @@ def test_sampler_follows_the_stage_mix_and_family_weights(lvlm_run):
         and family("crop:light") == "crop"
         and family("caption") == "caption"
     )
+
+
+def test_second_phase_starts_from_an_exported_model_and_records_the_first(lvlm_run, tmp_path):
+    trainer, first = lvlm_run
+    run_dir = tmp_path / "phase2"
+    shutil.copytree(trainer.run_dir / "data", run_dir / "data")
+    options = TrainOptions(
+        role="lvlm",
+        out_dir=run_dir,
+        steps=2,
+        micro=True,
+        curriculum="answers",
+        init_from=first.export_dir,
+        eval_every_steps=0,
+    )
+    second = Trainer(options, log=lambda _: None)
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(second.model.state_dict()[name], value), name
+    assert [stage.name for stage in second.recipe.stages] == ["answers"]
+    result = second.run()
+    info = read_training_info(result.export_dir)
+    assert info["curriculum"] == "answers" and info["init_from"] == str(first.export_dir)
+    assert [phase["steps"] for phase in info["earlier_phases"]] == [first.steps]
+    assert info["total"]["steps"] == first.steps + 2
+    assert (result.export_dir / "phase1_train_log.csv").read_text() == (
+        first.export_dir / "train_log.csv"
+    ).read_text()
+
+
+def test_init_from_needs_an_exported_model(lvlm_run, tmp_path):
+    trainer, _ = lvlm_run
+    shutil.copytree(trainer.run_dir / "data", tmp_path / "run" / "data")
+    options = TrainOptions(role="lvlm", out_dir=tmp_path / "run", micro=True, init_from=tmp_path / "nothing")
+    with pytest.raises(TrainError, match="init-from"):
+        Trainer(options, log=lambda _: None)
+
+
+def test_demo_runs_the_trained_models_when_they_are_there(lvlm_run, tmp_path, monkeypatch, capsys):
+    """With models in demo_models/{lvlm,svlm} (here: the micro export), the demo loads them through hf."""
+    from spotvlm_ros import cli_run
+    from spotvlm_ros.training import scenario
+
+    _, result = lvlm_run
+    monkeypatch.setattr(scenario, "DEMO_MODELS_DIR", tmp_path / "demo_models")
+    assert cli_run.demo_settings()[2] is False  # nothing there: the random stand-ins
+    for role in ("lvlm", "svlm"):
+        shutil.copytree(result.export_dir, tmp_path / "demo_models" / role)
+    settings, questions, trained = cli_run.demo_settings()
+    assert trained and questions == ("light", "cars", "pedestrian")
+    assert settings["edge.backend"] == "hf"
+    assert settings["edge.model"] == str(tmp_path / "demo_models" / "svlm")
+    code = main(["demo", "--out", str(tmp_path / "out"), "--quiet", "--set", "eval.max_frames=4"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "models: trained demo SVLM" in captured.out and "RANDOMLY" not in captured.out.upper()
+    for item in ("vqa:light", "vqa:cars", "vqa:pedestrian"):
+        assert item in captured.out
+    assert (tmp_path / "out" / "report.md").is_file()

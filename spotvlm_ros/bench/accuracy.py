@@ -69,17 +69,11 @@ def gap_closed(svlm: float, lvlm: float, spot: float) -> float | None:
 
 def model_settings(lvlm: Path | None, svlm: Path | None) -> tuple[dict[str, Any], bool]:
     """Config overrides naming the models, and whether they are trained (shipped or given)."""
-    from ..training.scenario import demo_model_dir
+    from ..training.scenario import trained_model_settings
 
-    lvlm = lvlm or demo_model_dir("lvlm")
-    svlm = svlm or demo_model_dir("svlm")
-    if (lvlm / "config.json").is_file() and (svlm / "config.json").is_file():
-        return {
-            "cloud.backend": "hf",
-            "cloud.model": str(lvlm),
-            "edge.backend": "hf",
-            "edge.model": str(svlm),
-        }, True
+    trained = trained_model_settings(lvlm, svlm)
+    if trained is not None:
+        return trained, True
     return {"cloud.backend": "tiny", "edge.backend": "tiny"}, False
 
 

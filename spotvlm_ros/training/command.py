@@ -14,8 +14,10 @@ Train a demo model on the synthetic driving world (Qwen2.5-VL architecture, tiny
   lvlm: 4 vision + 4 text layers, width 128, model input 224x168
   svlm: 2 + 2 layers, width 128, model input 112x84; part of its prompts are recorded from the real
         runtime (context turns of LVLM-style answers, some corrupted; focus crops; its own answers)
-Curriculum: crop-level and large-object questions + localisation of the light first, then half
-and half, then full frames of every task. AdamW, lr 1.5e-3, warmup + cosine, loss on answer tokens.
+Curriculum (staged): crop-level and large-object questions + localisation of the light first, then
+half and half, then full frames of every task. AdamW, lr 1.5e-3, warmup + cosine, loss on answer
+tokens. A second phase (--curriculum answers --init-from PHASE1/model, lr 1e-3) weights the batches
+towards the VQA answers and (SVLM) the runtime prompts; the shipped models were trained this way.
 
 OUT holds the data cache, checkpoint.pt (resume with --resume), train_log.jsonl/.csv (loss, lr,
 stage; held-out accuracy per question group at every evaluation) and, at the end, the exported
@@ -33,6 +35,8 @@ def _command_line(args: argparse.Namespace, out: Path) -> str:
         ("--device", args.device, "cpu"),
         ("--threads", args.threads, 1),
         ("--eval-every", args.eval_every, -1),
+        ("--curriculum", args.curriculum, "staged"),
+        ("--init-from", args.init_from, None),
         ("--export", args.export, None),
     ):
         if value != default:
@@ -60,6 +64,8 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         export_dir=args.export,
         micro=args.micro,
         eval_every_steps=args.eval_every,
+        curriculum=args.curriculum,
+        init_from=args.init_from,
         command=_command_line(args, out),
     )
     try:
@@ -98,6 +104,16 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
     parser.add_argument(
         "--eval-every", type=int, default=-1, help="evaluate every N steps (recipe's; 0 = only at the end)"
+    )
+    parser.add_argument(
+        "--curriculum",
+        choices=("staged", "answers"),
+        default="staged",
+        help="staged: the four-stage curriculum from scratch; answers: a second phase weighted towards "
+        "the VQA answers (use with --init-from)",
+    )
+    parser.add_argument(
+        "--init-from", type=Path, default=None, help="start from this exported model's weights (a new run)"
     )
     parser.add_argument(
         "--micro", action="store_true", help="a tiny model and data set (plumbing checks, tests)"

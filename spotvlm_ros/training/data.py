@@ -34,7 +34,7 @@ from .modeling import model_input_size
 from .recipe import FRAME_SIZE, SAMPLE_KINDS, TrainRecipe
 from .samples import Clip, Sample, crop_samples, full_frame_samples, iter_clips, keyframe_image, lvlm_messages
 
-DATA_VERSION = 1  # bump when the sample layout changes, so cached data is rebuilt
+DATA_VERSION = 2  # bump when the samples change (layout or draws), so cached data is rebuilt
 Log = Callable[[str], None]
 
 

@@ -54,14 +54,29 @@ def write_training_info(
     prior: dict[str, float],
     data_summary: dict[str, Any],
     config: SpotVlmConfig,
+    earlier_phases: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write ``training_info.json`` into ``export_dir``."""
+    """Write ``training_info.json`` into ``export_dir``.
+
+    ``earlier_phases``: the info of the runs this one started from (``--init-from``), oldest first;
+    ``steps`` and ``training_minutes`` here count this phase only, ``total`` all of them.
+    """
+    phases = earlier_phases or []
     info = {
         "role": recipe.role,
         "seed": recipe.seed,
         "command": options.command,
         "steps": steps,
         "training_minutes": round(elapsed_s / 60.0, 2),
+        "curriculum": options.curriculum,
+        "init_from": str(options.init_from) if options.init_from else None,
+        "earlier_phases": phases,
+        "total": {
+            "steps": steps + sum(int(p.get("steps", 0)) for p in phases),
+            "training_minutes": round(
+                elapsed_s / 60.0 + sum(float(p.get("training_minutes", 0.0)) for p in phases), 2
+            ),
+        },
         "budget": {"steps": recipe.steps, "minutes": options.minutes},
         "device": options.device,
         "threads": options.threads,

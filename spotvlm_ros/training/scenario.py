@@ -33,3 +33,15 @@ def demo_model_dir(role: str) -> Path:
 def demo_models_present() -> bool:
     """True when both shipped checkpoints are there."""
     return all((demo_model_dir(role) / "model.safetensors").is_file() for role in ("lvlm", "svlm"))
+
+
+def trained_model_settings(lvlm: Path | None = None, svlm: Path | None = None) -> dict[str, Any] | None:
+    """Config overrides that run the trained LVLM (cloud) and SVLM (edge) through the ``hf`` backend.
+
+    ``lvlm``/``svlm`` default to the shipped models; None when either model directory is missing.
+    """
+    lvlm = lvlm or demo_model_dir("lvlm")
+    svlm = svlm or demo_model_dir("svlm")
+    if not ((lvlm / "config.json").is_file() and (svlm / "config.json").is_file()):
+        return None
+    return {"cloud.backend": "hf", "cloud.model": str(lvlm), "edge.backend": "hf", "edge.model": str(svlm)}

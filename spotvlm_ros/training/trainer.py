@@ -38,8 +38,8 @@ from .checkpoint import (
 from .data import Processors, TrainingData, load_or_build
 from .encoding import IGNORE_INDEX, collate
 from .evaluate import class_prior, evaluate
-from .export import write_training_info
-from .modeling import build_model, build_processor, save_model_dir
+from .export import INFO_FILE, read_training_info, write_training_info
+from .modeling import build_model, build_processor, load_model_dir, save_model_dir
 from .recipe import TrainRecipe, recipe_for
 from .scenario import scenario_config
 from .vocab import train_demo_tokenizer
@@ -66,6 +66,8 @@ class TrainOptions:
     export_dir: Path | None = None
     micro: bool = False  # the tiny test recipe
     eval_every_steps: int = -1  # -1: the recipe's; 0: only at the end
+    curriculum: str = "staged"  # staged | answers (see recipe.py)
+    init_from: Path | None = None  # an exported model whose weights a new run starts from
     command: str = ""
 
 
@@ -181,7 +183,9 @@ class Trainer:
     def __init__(self, options: TrainOptions, log: Log = print):
         self.options = options
         self.say = log
-        recipe = recipe_for(options.role, seed=options.seed, micro=options.micro)
+        recipe = recipe_for(
+            options.role, seed=options.seed, micro=options.micro, curriculum=options.curriculum
+        )
         if options.steps:
             recipe = replace(recipe, steps=options.steps)
         if options.eval_every_steps >= 0:
@@ -206,6 +210,8 @@ class Trainer:
         self.data = load_or_build(self.run_dir / "data", recipe, self.config, processors, self.say)
         self.say(f"data: {self.data.summary()}")
         self.model = build_model(recipe.model, tokenizer, recipe.seed).to(self.device)
+        if options.init_from is not None and not options.resume:
+            self._load_initial_weights(Path(options.init_from))
         self.optimizer = _optimizer(self.model, recipe)
         self.state = RunState()
         rng = np.random.default_rng(np.random.SeedSequence([recipe.seed, 11]))
@@ -223,6 +229,21 @@ class Trainer:
         self.image_max_side = (
             self.config.cloud.image_max_side if recipe.role == "lvlm" else self.config.edge.image_max_side
         )
+
+    def _load_initial_weights(self, model_dir: Path) -> None:
+        """Start from the weights of an exported model of the same architecture (a second phase)."""
+        if not (model_dir / "model.safetensors").is_file():
+            raise TrainError(f"--init-from {model_dir}: no model.safetensors (an exported model dir)")
+        state = load_model_dir(model_dir)[0].state_dict()
+        expected = self.model.state_dict()
+        mismatched = sorted(k for k, v in state.items() if k not in expected or expected[k].shape != v.shape)
+        if mismatched or len(state) != len(expected):
+            raise TrainError(
+                f"--init-from {model_dir}: not a {self.recipe.role} of this recipe's architecture "
+                f"({len(mismatched)} mismatched tensors, {len(state)} vs {len(expected)})"
+            )
+        self.model.load_state_dict(state)
+        self.say(f"initialised from {model_dir}")
 
     def progress(self) -> float:
         by_steps = self.state.step / self.recipe.steps
@@ -327,6 +348,7 @@ class Trainer:
         save_model_dir(self.model, self.processor, export_dir)
         for name in (LOG_JSONL, LOG_CSV):
             shutil.copyfile(self.run_dir / name, export_dir / name)
+        earlier = self._earlier_phases(export_dir)
         write_training_info(
             export_dir,
             recipe=self.recipe,
@@ -337,9 +359,26 @@ class Trainer:
             prior=self.prior,
             data_summary=self.data.summary(),
             config=self.config,
+            earlier_phases=earlier,
         )
         self.say(f"exported the model to {export_dir}")
         return export_dir
+
+    def _earlier_phases(self, export_dir: Path) -> list[dict]:
+        """The training info of the phases before this one (``--init-from``), their logs copied beside."""
+        init = self.options.init_from
+        if init is None or not (Path(init) / INFO_FILE).is_file():
+            return []
+        info = read_training_info(Path(init))
+        phases = [*info.pop("earlier_phases", []), info]
+        phase = len(phases)
+        for name in (LOG_JSONL, LOG_CSV):
+            source = Path(init) / name
+            if source.is_file():
+                shutil.copyfile(source, export_dir / f"phase{phase}_{name}")
+        for earlier in sorted(Path(init).glob("phase*_train_log.*")):
+            shutil.copyfile(earlier, export_dir / earlier.name)
+        return phases
 
 
 def train(options: TrainOptions, log: Log = print) -> TrainResult:
