@@ -22,6 +22,26 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+@pytest.fixture
+def openai_backends():
+    """``make(base_url, timeout_s=..., **overrides) -> OpenAiHttpBackend``; all closed after the test."""
+    from spotvlm_ros.core.config import ModelConfig
+    from spotvlm_ros.models.openai_http import OpenAiHttpBackend
+
+    backends = []
+
+    def make(base_url: str, *, timeout_s: float, **overrides) -> OpenAiHttpBackend:
+        backend = OpenAiHttpBackend(
+            ModelConfig(backend="openai", base_url=base_url, timeout_s=timeout_s, **overrides)
+        )
+        backends.append(backend)
+        return backend
+
+    yield make
+    for backend in backends:
+        backend.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_factory(tmp_path_factory: pytest.TempPathFactory):
     """``factory(family, seed=0) -> Path``: tiny random model directories, built once per test session."""

@@ -9,6 +9,7 @@ JSON, empty choices, oversized bodies.
 from __future__ import annotations
 
 import base64
+import functools
 import shutil
 import ssl
 import subprocess
@@ -47,18 +48,8 @@ def frame(width: int = 160, height: int = 120, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture
-def make_backend():
-    backends = []
-
-    def make(base_url: str, **overrides) -> OpenAiHttpBackend:
-        config = ModelConfig(backend="openai", base_url=base_url, **{"timeout_s": 10.0, **overrides})
-        backend = OpenAiHttpBackend(config)
-        backends.append(backend)
-        return backend
-
-    yield make
-    for backend in backends:
-        backend.close()
+def make_backend(openai_backends):
+    return functools.partial(openai_backends, timeout_s=10.0)
 
 
 @pytest.fixture(scope="module")

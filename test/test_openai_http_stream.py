@@ -8,14 +8,13 @@ before its final chunk, a stream over ``max_response_bytes``.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 import pytest
 
-from spotvlm_ros.core.config import ModelConfig
 from spotvlm_ros.models.base import BackendError, GenerationCancelled
-from spotvlm_ros.models.openai_http import OpenAiHttpBackend
 from spotvlm_ros.models.openai_stream import ChatStreamParser
 from spotvlm_ros.testing.fault_server import FaultyOpenAiServer, Reply
 
@@ -30,18 +29,8 @@ def chat(text: str = "What color is the light?") -> list[dict]:
 
 
 @pytest.fixture
-def make_backend():
-    backends = []
-
-    def make(base_url: str, **overrides) -> OpenAiHttpBackend:
-        config = ModelConfig(backend="openai", base_url=base_url, **{"timeout_s": 20.0, **overrides})
-        backend = OpenAiHttpBackend(config)
-        backends.append(backend)
-        return backend
-
-    yield make
-    for backend in backends:
-        backend.close()
+def make_backend(openai_backends):
+    return functools.partial(openai_backends, timeout_s=20.0)
 
 
 @pytest.fixture
