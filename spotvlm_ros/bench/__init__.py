@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-BENCHMARKS = ("core", "models", "replay", "accuracy", "soak")
+BENCHMARKS = ("core", "models", "replay", "accuracy", "targets", "soak")
 
 # figure -> (comparison, target), from DESIGN.md "Benchmarks: one output convention"
 TARGETS: dict[str, tuple[str, float]] = {
@@ -22,6 +22,11 @@ TARGETS: dict[str, tuple[str, float]] = {
     "gap_closed_mean1p5s": (">=", 0.6),
     "gap_closed_mean5s": (">=", 0.5),
     "latency_vs_svlm_ratio": ("<=", 1.15),
+    "lvlm_vqa_light": (">=", 0.9),
+    "lvlm_vqa_cars": (">=", 0.9),
+    "lvlm_vqa_pedestrian": (">=", 0.9),
+    "svlm_light_gap": (">=", 0.2),
+    "svlm_focus_light": (">=", 0.8),
     "rss_growth_fraction": ("<=", 0.05),
     "ticks_answered_fraction": (">=", 0.99),
 }
