@@ -183,3 +183,15 @@ def test_lvlm_regions_reach_the_grounding_answers_through_visual_focus(bag):
     assert acc["svlm"] == 0.0 and acc["spotvlm_no_focus"] == 0.0  # the zero SVLM grounds nothing itself
     spot = next(r for r in results.runs if r.mode == "spotvlm")
     assert acc["spotvlm"] == pytest.approx(spot.age.coverage, abs=0.1) and acc["spotvlm"] > 0.5
+
+
+def test_vqa_is_scored_without_the_region_json_the_model_appended():
+    from spotvlm_ros.core.types import Box, EdgeAnswer, Region
+    from spotvlm_ros.runtime.eval.tasks import vqa_answer_text
+
+    boxes = '[{"bbox_2d": [10, 20, 30, 60], "label": "traffic light"}]'
+    region = (Region(Box(10, 20, 30, 60), "traffic light"),)
+    with_regions = EdgeAnswer(1, "vqa", f"red\n{boxes}", regions=region)
+    assert vqa_answer_text(with_regions) == "red"
+    assert vqa_answer_text(EdgeAnswer(1, "vqa", f"red\n{boxes}")) == f"red\n{boxes}"  # nothing parsed: whole
+    assert vqa_answer_text(EdgeAnswer(1, "vqa", "Red.")) == "Red." and vqa_answer_text(None) == ""

@@ -259,3 +259,15 @@ def test_answers_curriculum_weights_the_vqa_questions():
         assert recipe.model == recipe_for(role).model and recipe.data == recipe_for(role).data
     with pytest.raises(ValueError, match="curriculum"):
         recipe_for("lvlm", curriculum="naive")
+
+
+def test_light_curriculum_draws_the_light_most_and_is_the_lvlms():
+    recipe = recipe_for("lvlm", curriculum="light")
+    (stage,) = recipe.stages
+    weights = recipe.weights_at(stage)
+    assert stage.name == "lightmix" and set(stage.mix) == {"full", "crop"}
+    assert weights["vqa:light"] >= 4 * max(weights["vqa:cars"], weights["vqa:pedestrian"])
+    assert min(weights["vqa:cars"], weights["vqa:pedestrian"], weights["grounding"], weights["caption"]) > 0
+    assert recipe.lr < recipe_for("lvlm").lr and recipe.data == recipe_for("lvlm").data
+    with pytest.raises(ValueError, match="LVLM"):
+        recipe_for("svlm", curriculum="light")

@@ -116,6 +116,8 @@ def test_cli_trains_a_micro_svlm(tmp_path, capsys):
     assert info["command"].startswith("spotvlm train-demo --role svlm") and "--micro" in info["command"]
     assert info["data"]["train_kinds"]["context"] > 0
     assert main(["train-demo", "--role", "svlm", "--out", str(tmp_path / "none"), "--resume", "--micro"]) == 2
+    light = ["train-demo", "--role", "svlm", "--curriculum", "light", "--micro", "--out", str(tmp_path / "l")]
+    assert main(light) == 2 and "the LVLM's" in capsys.readouterr().err
 
 
 def test_sampler_follows_the_stage_mix_and_family_weights(lvlm_run):

@@ -140,10 +140,10 @@ def svlm_step_seconds(config: SpotVlmConfig, bag: Path, frames: int, question: s
 def evaluate_modes(config: SpotVlmConfig, bag: Path, plan_args: dict[str, Any], edge: Any, cloud: Any) -> Any:
     """Every mode on ``bag``; the cloud-answered modes with ``focus.mode = off``.
 
-    With Visual Focus on, the cloud is asked for regions and writes them after its answer; a VQA answer
-    followed by box JSON does not exact-match, though the regions add nothing to it. The LVLM's own VQA
-    accuracy (``lvlm``, ``lvlm_blocking``, the cloud frames of ``offload``) is therefore measured without
-    asking for regions; SpotVLM's modes keep them (its focus crops come from them).
+    With Visual Focus on, the cloud is asked for regions and writes them after its answer, which a
+    small LVLM answers differently. The LVLM's own VQA accuracy (``lvlm``, ``lvlm_blocking``, the cloud
+    frames of ``offload``) is measured as it is asked without regions; SpotVLM's modes keep them (its
+    focus crops come from them).
     """
     from ..runtime.eval.runner import EvalPlan, EvalResults, prepare_eval, run_eval
 

@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .recipe import CURRICULA
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 DESCRIPTION = """\
@@ -107,10 +109,10 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--curriculum",
-        choices=("staged", "answers"),
+        choices=CURRICULA,
         default="staged",
         help="staged: the four-stage curriculum from scratch; answers: a second phase weighted towards "
-        "the VQA answers (use with --init-from)",
+        "the VQA answers; light (LVLM): a third phase weighted towards the light (use with --init-from)",
     )
     parser.add_argument(
         "--init-from", type=Path, default=None, help="start from this exported model's weights (a new run)"

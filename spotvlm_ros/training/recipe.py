@@ -21,6 +21,11 @@ shares the batch, so a full-frame light question is about one sample in eight). 
 batches towards what the benchmark asks: the VQA questions on full frames (with and without regions),
 and for the SVLM the runtime prompts (context turns, focus crops); localisation, captions and crops
 are kept at a lower weight so they are not forgotten.
+
+Measured on the 640-clip LVLM data, after the second phase: with every task sharing the batch the LVLM
+located the light (grounding) but its full-frame light answer stayed at the prior for 10,000 steps.
+``--curriculum light`` (LVLM only) draws the full-frame light question six times as often as the other
+VQA questions (stage ``lightmix``); the light answer then left the prior within 4,000 steps.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 ROLES = ("lvlm", "svlm")
-CURRICULA = ("staged", "answers")
+CURRICULA = ("staged", "answers", "light")
 SAMPLE_KINDS = ("crop", "full", "context")
 FRAME_SIZE = (320, 240)  # width, height of the training frames (the demo bag's size)
 FPS = 10.0
@@ -154,6 +159,14 @@ def _answer_stages(role: str) -> tuple[Stage, ...]:
 LVLM_DATA = DataRecipe(
     train_clips=640, frames_per_clip=60, frame_stride=3, crop_stride=6, heldout_clips=24, heldout_per_group=40
 )
+
+
+def _light_stages() -> tuple[Stage, ...]:
+    """The LVLM's third phase: the full-frame light question drawn most (see the module docstring)."""
+    weights = {"vqa:light": 12.0, "vqa:cars": 2.0, "vqa:pedestrian": 2.0, "grounding": 1.5, "caption": 0.3}
+    return (Stage("lightmix", 1.0, {"full": 0.9, "crop": 0.1}, weights | {"crop": 1.0}),)
+
+
 RECIPES: dict[str, TrainRecipe] = {
     "lvlm": TrainRecipe(
         "lvlm", ModelSpec(text_layers=4, vision_layers=4), data=LVLM_DATA, stages=_stages("lvlm")
@@ -216,4 +229,8 @@ def recipe_for(role: str, *, seed: int = 0, micro: bool = False, curriculum: str
     if curriculum == "answers":
         warmup = min(recipe.warmup_steps, 100)
         recipe = replace(recipe, stages=_answer_stages(role), lr=1e-3, warmup_steps=warmup)
+    if curriculum == "light":
+        if role != "lvlm":
+            raise ValueError("the light curriculum is the LVLM's (the SVLM is not meant to read the light)")
+        recipe = replace(recipe, stages=_light_stages(), lr=1e-3, warmup_steps=min(recipe.warmup_steps, 50))
     return recipe

@@ -82,6 +82,19 @@ def held_answers(
     return held
 
 
+def vqa_answer_text(answer: EdgeAnswer | None) -> str:
+    """The text a VQA answer is scored on: without the region JSON a model wrote after it when asked.
+
+    With Visual Focus on, the LVLM is asked for regions and answers ``red`` then its boxes; the boxes
+    (parsed into ``answer.regions``) are not part of the answer. Text without parsed regions is kept whole.
+    """
+    if answer is None:
+        return ""
+    if not answer.regions:
+        return answer.text
+    return answer.text.split("[", 1)[0].strip()
+
+
 def score_item(
     item: TaskItem, annotations: AnnotationIndex, held: Sequence[tuple[int, EdgeAnswer | None]]
 ) -> dict[str, Any]:
@@ -92,7 +105,7 @@ def score_item(
             truth = annotations.items.get(stamp)
             reference = truth.answer(item.item_id) if truth else None
             if reference is not None:
-                scores.append(exact_match(answer.text if answer else "", reference))
+                scores.append(exact_match(vqa_answer_text(answer), reference))
         return {"frames_scored": len(scores), "exact_match": mean(scores)}
     if item.task == "caption":
         predictions, references = [], []
