@@ -9,11 +9,12 @@ import torch
 from spotvlm_ros.core.annotations import FrameAnnotation, GroundingItem, VqaItem
 from spotvlm_ros.core.context_store import ContextStore
 from spotvlm_ros.core.focus import VisualFocus
+from spotvlm_ros.core.metrics import answer_part
 from spotvlm_ros.core.prompt import ContextReplacement
 from spotvlm_ros.core.types import Box
 from spotvlm_ros.models.base import Generation
 from spotvlm_ros.runtime.eval.modes import MODES, mode_config
-from spotvlm_ros.training.answers import TaskQuery, answer_part, answer_text
+from spotvlm_ros.training.answers import TaskQuery, answer_text
 from spotvlm_ros.training.context_data import (
     ScriptedBackend,
     context_samples,

@@ -18,11 +18,9 @@ import math
 import pytest
 import torch
 
-from spotvlm_ros.training.data import Processors, build_heldout
 from spotvlm_ros.training.export import prompt_fingerprint, read_training_info
-from spotvlm_ros.training.modeling import load_model_dir
 from spotvlm_ros.training.scenario import demo_model_dir, demo_models_present, scenario_config
-from spotvlm_ros.training.targets import model_accuracy, recorded_recipe
+from spotvlm_ros.training.targets import model_accuracy, recorded_sets
 
 pytestmark = pytest.mark.skipif(not demo_models_present(), reason="demo models not shipped yet")
 REPRODUCTION_TOLERANCE = 0.05  # two samples in 40 may flip on a tie
@@ -31,14 +29,7 @@ REPRODUCTION_TOLERANCE = 0.05  # two samples in 40 may flip on a tie
 @pytest.fixture(scope="module")
 def recorded_heldout():
     torch.set_num_threads(1)
-    config = scenario_config()
-    processors = {role: load_model_dir(demo_model_dir(role))[1] for role in ("lvlm", "svlm")}
-    sets = {}
-    for role in ("lvlm", "svlm"):
-        recipe = recorded_recipe(demo_model_dir(role))
-        both = Processors(processors[role], processors["lvlm"])
-        sets[role] = build_heldout(recipe, config, both, recipe.seed + recipe.data.heldout_seed_offset)
-    return sets
+    return recorded_sets({role: demo_model_dir(role) for role in ("lvlm", "svlm")}, scenario_config())
 
 
 @pytest.mark.parametrize("role", ["lvlm", "svlm"])

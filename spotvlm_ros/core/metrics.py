@@ -42,6 +42,11 @@ def normalize_answer(text: str) -> str:
     return " ".join(_NUMBER_WORDS.get(word, word) for word in text.split())
 
 
+def answer_part(text: str) -> str:
+    """The answer of a VQA/caption text without the region JSON a model may write after it."""
+    return text.split("\n", 1)[0].split("[", 1)[0].strip()
+
+
 def exact_match(prediction: str, reference: str) -> float:
     """1.0 when the normalized answers are equal, else 0.0."""
     return 1.0 if normalize_answer(prediction) == normalize_answer(reference) else 0.0

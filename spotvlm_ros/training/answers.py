@@ -90,11 +90,6 @@ def answer_text(
     return text
 
 
-def answer_part(text: str) -> str:
-    """The answer of a VQA/caption text without the region JSON that may follow it."""
-    return text.split("\n", 1)[0].split("[", 1)[0].strip()
-
-
 def corrupt_answer(query: TaskQuery, annotation: FrameAnnotation, rng: np.random.Generator) -> str:
     """A wrong answer of ``query`` (another class; a caption with one field changed)."""
     if query.task == "vqa":

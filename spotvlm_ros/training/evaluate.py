@@ -14,12 +14,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..core.metrics import exact_match, mean
+from ..core.metrics import answer_part, exact_match, mean
 from ..core.types import Box
 from ..models.base import BackendError, VlmBackend
 from ..models.grounding import parse_regions
 from ..models.hf_local import fit_image
-from .answers import answer_part
 from .modeling import model_input_size
 from .samples import Sample
 

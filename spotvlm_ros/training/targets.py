@@ -77,6 +77,29 @@ def model_accuracy(
         backend.close()
 
 
+def _heldout_sets(
+    model_dirs: dict[str, Path], build: Callable[[TrainRecipe, Processors], list[Sample]]
+) -> dict[str, list[Sample]]:
+    """``build(recorded recipe, processors)`` for each role's model."""
+    from .modeling import load_model_dir
+
+    processors = {role: load_model_dir(model_dirs[role])[1] for role in ROLES}
+    return {
+        role: build(recorded_recipe(model_dirs[role]), Processors(processors[role], processors["lvlm"]))
+        for role in ROLES
+    }
+
+
+def recorded_sets(model_dirs: dict[str, Path], config: SpotVlmConfig) -> dict[str, list[Sample]]:
+    """Each model's training-time held-out set, generated afresh from its recorded seed and recipe."""
+    return _heldout_sets(
+        model_dirs,
+        lambda recipe, both: build_heldout(
+            recipe, config, both, recipe.seed + recipe.data.heldout_seed_offset
+        ),
+    )
+
+
 def unseen_sets(
     model_dirs: dict[str, Path],
     config: SpotVlmConfig,
@@ -84,16 +107,12 @@ def unseen_sets(
     per_group: int = UNSEEN_PER_GROUP,
 ) -> dict[str, list[Sample]]:
     """The unseen held-out samples of each role: the same ``clips`` short clips of :data:`UNSEEN_SEED`."""
-    from .modeling import load_model_dir
 
-    processors = {role: load_model_dir(model_dirs[role])[1] for role in ROLES}
-    sets = {}
-    for role in ROLES:
-        recipe = recorded_recipe(model_dirs[role])
-        recipe = replace(recipe, data=replace(recipe.data, **UNSEEN_FRAMES))
-        both = Processors(processors[role], processors["lvlm"])
-        sets[role] = build_heldout(recipe, config, both, UNSEEN_SEED, clips, per_group)
-    return sets
+    def build(recipe: TrainRecipe, both: Processors) -> list[Sample]:
+        short = replace(recipe, data=replace(recipe.data, **UNSEEN_FRAMES))
+        return build_heldout(short, config, both, UNSEEN_SEED, clips, per_group)
+
+    return _heldout_sets(model_dirs, build)
 
 
 def target_figures(accuracy: Accuracy) -> dict[str, float | None]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core.annotations import AnnotationIndex
-from ...core.metrics import bleu, exact_match, grounding_iou, iou_accuracy, mean, rouge_l
+from ...core.metrics import answer_part, bleu, exact_match, grounding_iou, iou_accuracy, mean, rouge_l
 from ...core.types import NS_PER_S, EdgeAnswer
 from ..events import FrameRecord
 
@@ -92,7 +92,7 @@ def vqa_answer_text(answer: EdgeAnswer | None) -> str:
         return ""
     if not answer.regions:
         return answer.text
-    return answer.text.split("[", 1)[0].strip()
+    return answer_part(answer.text)
 
 
 def score_item(
