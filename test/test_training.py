@@ -169,6 +169,26 @@ def test_simulated_runs_record_context_turns_with_true_targets(processors, clip,
     assert contradicted  # wrong context (LVLM corruption or own errors) appears in the history
 
 
+def test_scripted_lvlm_leaves_boxes_out_at_its_region_drop(processors, config):
+    with_cars = [c for c in iter_clips(seed=3, clips=2, frames_per_clip=5)][1]  # the second clip has cars
+    frame, annotation = with_cars.frames[0], with_cars.annotations[0]
+    cars = annotation.answer("cars")
+    assert int(cars) >= 1
+
+    def boxes(region_drop: float, calls: int) -> list[int]:
+        lvlm = _scripted(processors["lvlm"], config, region_drop=region_drop)
+        lvlm.query, lvlm.truth = TaskQuery("vqa", "cars"), (annotation, frame.width, frame.height)
+        generations = [lvlm.generate([], [frame.image], want_regions=True) for _ in range(calls)]
+        assert all(answer_part(g.text) == cars for g in generations)  # the answer is kept
+        return [len(g.regions) for g in generations]
+
+    (located,) = set(boxes(0.0, 5))  # every located car, every time
+    assert located >= 1
+    assert boxes(1.0, 5) == [0] * 5
+    kept = sum(boxes(0.5, 200)) / (200 * located)
+    assert 0.35 < kept < 0.65
+
+
 def test_answers_with_regions_and_answer_part(clip):
     annotation = clip.annotations[0]
     text = answer_text(TaskQuery("vqa", "light"), annotation, want_regions=True, scale=(0.7, 0.7))
@@ -272,3 +292,15 @@ def test_light_curriculum_draws_the_light_most_and_is_the_lvlms():
     assert recipe.lr < recipe_for("lvlm").lr and recipe.data == recipe_for("lvlm").data
     with pytest.raises(ValueError, match="LVLM"):
         recipe_for("svlm", curriculum="light")
+
+
+def test_objects_curriculum_draws_cars_and_pedestrian_most_and_is_the_lvlms():
+    recipe = recipe_for("lvlm", curriculum="objects")
+    (stage,) = recipe.stages
+    weights = recipe.weights_at(stage)
+    assert stage.name == "objects" and set(stage.mix) == {"full", "crop"}
+    assert min(weights["vqa:cars"], weights["vqa:pedestrian"]) >= 2 * weights["vqa:light"] > 0
+    assert min(weights["grounding"], weights["caption"], weights["crop"]) > 0
+    assert recipe.lr < recipe_for("lvlm").lr and recipe.data == recipe_for("lvlm").data
+    with pytest.raises(ValueError, match="LVLM"):
+        recipe_for("svlm", curriculum="objects")

@@ -38,8 +38,10 @@ CONTEXT_MODES = {"spotvlm": 0.5, "spotvlm_no_focus": 0.2, "spotvlm_no_replacemen
 class ScriptedBackend:
     """A stand-in model that answers from the ground truth of the frame in hand.
 
-    It is wrong ``error_rate`` of the time; with ``keep`` > 0 it records that share of its calls as
-    training samples (the prompt the runtime built, the true answer as target).
+    It is wrong ``error_rate`` of the time and leaves each box out of its regions with probability
+    ``region_drop`` (a real LVLM misses objects; focus crops then show fewer than there are); with
+    ``keep`` > 0 it records that share of its calls as training samples (the prompt the runtime built,
+    the true answer as target).
     ``processor`` is the processor of the model it stands in for (token counts, input sizes, box
     coordinates). The driver sets :attr:`truth` before each call.
     """
@@ -53,6 +55,7 @@ class ScriptedBackend:
         *,
         error_rate: float = 0.0,
         box_jitter: float = 0.2,
+        region_drop: float = 0.0,
         keep: float = 0.0,
     ):
         self.name = name
@@ -61,6 +64,7 @@ class ScriptedBackend:
         self.rng = rng
         self.error_rate = error_rate
         self.box_jitter = box_jitter
+        self.region_drop = region_drop
         self.keep = keep
         self.query = TaskQuery("vqa", "light")
         self.truth: tuple[FrameAnnotation, int, int] | None = None  # annotation, frame width, height
@@ -98,6 +102,7 @@ class ScriptedBackend:
             regions = [
                 Region(jitter_box(r.box, self.rng, self.box_jitter).clip(frame_w, frame_h), r.label)
                 for r in truth_regions(annotation, ids, (1.0, 1.0))
+                if self.rng.random() >= self.region_drop
             ]
         if self.rng.random() < self.error_rate:
             text = corrupt_answer(query, annotation, self.rng)

@@ -115,7 +115,12 @@ def train_samples(
     if recipe.role == "svlm" and data.context_runs_per_clip > 0:
         svlm.keep = data.context_keep
         lvlm = ScriptedBackend(
-            "scripted-lvlm", processors.lvlm, config.cloud.image_max_side, rng, error_rate=data.lvlm_error
+            "scripted-lvlm",
+            processors.lvlm,
+            config.cloud.image_max_side,
+            rng,
+            error_rate=data.lvlm_error,
+            region_drop=data.region_drop,
         )
         samples += context_samples(
             clip, config, svlm, lvlm, rng, data.context_runs_per_clip, data.mean_delay_s, ALL_QUERIES
