@@ -102,7 +102,7 @@ class ScriptedBackend:
             regions = [
                 Region(jitter_box(r.box, self.rng, self.box_jitter).clip(frame_w, frame_h), r.label)
                 for r in truth_regions(annotation, ids, (1.0, 1.0))
-                if self.rng.random() >= self.region_drop
+                if not self._drops_region()
             ]
         if self.rng.random() < self.error_rate:
             text = corrupt_answer(query, annotation, self.rng)
@@ -112,6 +112,10 @@ class ScriptedBackend:
             scaled = [Region(r.box.scale(*scale), r.label) for r in regions]
             text = boxes_json(scaled) if query.task == "grounding" else f"{text}\n{boxes_json(scaled)}"
         return Generation(text=text, regions=tuple(regions) if want_regions else ())
+
+    def _drops_region(self) -> bool:
+        """Whether to leave a box out (one draw per box at any rate: the recorded data sets' draws)."""
+        return bool(self.rng.random() < self.region_drop)
 
     def count_tokens(self, text: str) -> int:
         return len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
