@@ -282,25 +282,26 @@ def test_answers_curriculum_weights_the_vqa_questions():
         recipe_for("lvlm", curriculum="naive")
 
 
-def test_light_curriculum_draws_the_light_most_and_is_the_lvlms():
-    recipe = recipe_for("lvlm", curriculum="light")
-    (stage,) = recipe.stages
-    weights = recipe.weights_at(stage)
-    assert stage.name == "lightmix" and set(stage.mix) == {"full", "crop"}
-    assert weights["vqa:light"] >= 4 * max(weights["vqa:cars"], weights["vqa:pedestrian"])
-    assert min(weights["vqa:cars"], weights["vqa:pedestrian"], weights["grounding"], weights["caption"]) > 0
-    assert recipe.lr < recipe_for("lvlm").lr and recipe.data == recipe_for("lvlm").data
-    with pytest.raises(ValueError, match="LVLM"):
-        recipe_for("svlm", curriculum="light")
+def _light_drawn_most(w: dict[str, float]) -> bool:
+    return w["vqa:light"] >= 4 * max(w["vqa:cars"], w["vqa:pedestrian"])
 
 
-def test_objects_curriculum_draws_cars_and_pedestrian_most_and_is_the_lvlms():
-    recipe = recipe_for("lvlm", curriculum="objects")
+def _cars_and_pedestrian_drawn_most(w: dict[str, float]) -> bool:
+    return min(w["vqa:cars"], w["vqa:pedestrian"]) >= 2 * w["vqa:light"]
+
+
+@pytest.mark.parametrize(
+    ("curriculum", "stage_name", "drawn_most"),
+    [("light", "lightmix", _light_drawn_most), ("objects", "objects", _cars_and_pedestrian_drawn_most)],
+)
+def test_lvlm_only_curricula_weight_their_questions_and_keep_the_rest(curriculum, stage_name, drawn_most):
+    recipe = recipe_for("lvlm", curriculum=curriculum)
     (stage,) = recipe.stages
     weights = recipe.weights_at(stage)
-    assert stage.name == "objects" and set(stage.mix) == {"full", "crop"}
-    assert min(weights["vqa:cars"], weights["vqa:pedestrian"]) >= 2 * weights["vqa:light"] > 0
-    assert min(weights["grounding"], weights["caption"], weights["crop"]) > 0
+    assert stage.name == stage_name and set(stage.mix) == {"full", "crop"}
+    assert drawn_most(weights)
+    kept = ("vqa:light", "vqa:cars", "vqa:pedestrian", "grounding", "caption", "crop")
+    assert min(weights[key] for key in kept) > 0
     assert recipe.lr < recipe_for("lvlm").lr and recipe.data == recipe_for("lvlm").data
     with pytest.raises(ValueError, match="LVLM"):
-        recipe_for("svlm", curriculum="objects")
+        recipe_for("svlm", curriculum=curriculum)
