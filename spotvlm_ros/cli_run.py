@@ -141,6 +141,7 @@ def _eval_plan(args: argparse.Namespace, questions: Sequence[str] = ()) -> Any:
         profiles=list(getattr(args, "profile", None) or ()),
         questions=_csv(args.questions) if getattr(args, "questions", "") else list(questions),
         max_frames=getattr(args, "max_frames", 0) or 0,
+        draws=getattr(args, "draws", 1),
     )
 
 
@@ -339,6 +340,9 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
         "--questions", default="", help="VQA/grounding ids to ask, e.g. light,cars (default: all)"
     )
     ev.add_argument("--max-frames", type=int, default=0, help="camera messages per run (eval.max_frames)")
+    ev.add_argument(
+        "--draws", type=int, default=1, help="delay sequences per profile, averaged in the summary (1)"
+    )
     ev.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from spotvlm_ros.bench import BENCHMARKS, parse_bench_line
-from spotvlm_ros.bench.accuracy import RANDOM_NOTE, accuracy_figures, gap_closed, main, profile_spec
+from spotvlm_ros.bench.accuracy import (
+    RANDOM_NOTE,
+    accuracy_figures,
+    gap_closed,
+    gap_closed_by_draw,
+    main,
+    profile_spec,
+)
 from spotvlm_ros.core.latency import parse_latency_profile
 from spotvlm_ros.training.scenario import demo_models_present
 
@@ -51,6 +58,26 @@ def test_figures_from_summary_rows():
     assert figures["vqa_curve"]["offload"] == {"1.5": None, "5": None}
 
 
+def test_gap_closed_per_delay_sequence():
+    vqa, caption = SimpleNamespace(task="vqa"), SimpleNamespace(task="caption")
+
+    def run(draw, mode, score, mean_s=1.5, item=vqa):
+        return SimpleNamespace(
+            draw=draw, mode=mode, profile_mean_s=mean_s, item=item, metrics={"exact_match": score}
+        )
+
+    runs = [
+        *(run(0, m, s) for m, s in (("svlm", 0.5), ("lvlm_blocking", 0.9), ("spotvlm", 0.7))),
+        *(run(1, m, s) for m, s in (("svlm", 0.4), ("lvlm_blocking", 0.9), ("spotvlm", 0.9))),
+        run(1, "spotvlm", 0.4),  # a second VQA item of draw 1: spotvlm averages 0.65 there
+        run(0, "spotvlm", 0.0, mean_s=5.0),
+        run(0, "spotvlm", 0.0, item=caption),
+    ]
+    assert gap_closed_by_draw(runs, 1.5) == [pytest.approx(0.5), pytest.approx(0.5)]
+    runs[4] = run(1, "lvlm_blocking", 0.3)  # the LVLM is not better under draw 1
+    assert gap_closed_by_draw(runs, 1.5) == [pytest.approx(0.5), None]
+
+
 def test_quick_run_prints_figures_and_writes_the_plot(tmp_path, capsys):
     assert "accuracy" in BENCHMARKS
     before = torch.get_num_threads()
@@ -63,6 +90,7 @@ def test_quick_run_prints_figures_and_writes_the_plot(tmp_path, capsys):
     assert name == "accuracy"
     for key in ("gap_closed_mean1p5s", "gap_closed_mean5s", "latency_vs_svlm_ratio", "trained_models"):
         assert key in figures
+    assert len(figures["gap_closed_mean1p5s_by_draw"]) == 1  # --quick runs one delay sequence
     assert figures["latency_vs_svlm_ratio"] > 0 and figures["frames"] == 20
     assert sum(k.startswith("ablation_delta_") for k in figures) == 4
     assert (tmp_path / "accuracy_vs_delay.png").stat().st_size > 0

@@ -195,3 +195,22 @@ def test_vqa_is_scored_without_the_region_json_the_model_appended():
     assert vqa_answer_text(with_regions) == "red"
     assert vqa_answer_text(EdgeAnswer(1, "vqa", f"red\n{boxes}")) == f"red\n{boxes}"  # nothing parsed: whole
     assert vqa_answer_text(EdgeAnswer(1, "vqa", "Red.")) == "Red." and vqa_answer_text(None) == ""
+
+
+def test_a_profile_gets_the_same_delays_alone_or_in_a_sweep_and_draws_are_pooled(bag):
+    lognormal = "lognormal:mean=0.8,sigma=0.8"
+    plan = {"modes": ["lvlm_blocking"], "tasks": ["vqa"], "questions": ["light"], "max_frames": 20}
+    alone = _evaluate(bag, EvalPlan(profiles=[lognormal], **plan))
+    swept = _evaluate(bag, EvalPlan(profiles=["constant:delay=0.3", lognormal], **plan))
+    item = alone.items[0]
+    waited = alone.run(lognormal, item, "lvlm_blocking").latencies_s
+    assert len(waited) > 5 and len(set(waited)) > 1  # the answer waits for each lognormal delay
+    assert swept.run(lognormal, item, "lvlm_blocking").latencies_s == waited
+    drawn = _evaluate(bag, EvalPlan(profiles=[lognormal], draws=3, **plan))
+    runs = [drawn.run(lognormal, item, "lvlm_blocking", draw) for draw in range(3)]
+    assert runs[0].latencies_s == waited and len({tuple(r.latencies_s) for r in runs}) == 3
+    (row,) = summary_rows(drawn)
+    assert row.answered == sum(r.counts["answered"] for r in runs)
+    assert json.loads(results_json(drawn, [row]))["runs"][2]["draw"] == 2
+    with pytest.raises(EvalError, match="draws"):
+        _evaluate(bag, EvalPlan(profiles=[lognormal], draws=0, **plan))
