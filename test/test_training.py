@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,7 @@ from spotvlm_ros.training.context_data import (
     single_call,
     wrong_light,
 )
+from spotvlm_ros.training.data import Processors, train_samples
 from spotvlm_ros.training.encoding import Encoder, ImageStore, collate
 from spotvlm_ros.training.evaluate import Prediction, accuracy_by_group, class_prior, evaluate
 from spotvlm_ros.training.modeling import build_processor, to_model_input
@@ -189,6 +192,27 @@ def test_scripted_lvlm_leaves_boxes_out_at_its_region_drop(processors, config):
     assert 0.35 < kept < 0.65
 
 
+def test_svlm_data_adds_the_focus_light_prompts_at_their_stride(processors, clip, config):
+    """Every n-th frame gets the light's crop beside the frame, with fresh context that agrees or not."""
+    both = Processors(processors["svlm"], processors["lvlm"])
+    base = recipe_for("svlm", micro=True)
+
+    def light_context_samples(stride: int) -> list[Sample]:
+        data = replace(base.data, context_runs_per_clip=0, light_context_stride=stride)
+        samples = train_samples(clip, replace(base, data=data), config, both, np.random.default_rng(0))
+        return [s for s in samples if "@" in s.group]
+
+    assert light_context_samples(0) == []
+    samples = light_context_samples(20)
+    frames = range(0, len(clip.frames), 20)
+    assert [s.group for s in samples] == ["vqa:light@focus", "vqa:light@focus_ctx_wrong"] * len(frames)
+    assert [s.target for s in samples] == [clip.annotations[i].answer("light") for i in frames for _ in "ab"]
+    for sample in samples:
+        assert sample.kind == "context" and len(sample.images) == 2  # the frame and the light's crop
+        agrees = f'"{sample.target}' in str(sample.messages[1:-1])
+        assert agrees == (sample.group == "vqa:light@focus")
+
+
 def test_answers_with_regions_and_answer_part(clip):
     annotation = clip.annotations[0]
     text = answer_text(TaskQuery("vqa", "light"), annotation, want_regions=True, scale=(0.7, 0.7))
@@ -290,18 +314,31 @@ def _cars_and_pedestrian_drawn_most(w: dict[str, float]) -> bool:
     return min(w["vqa:cars"], w["vqa:pedestrian"]) >= 2 * w["vqa:light"]
 
 
+def _context_and_light_drawn_most(w: dict[str, float]) -> bool:
+    return w["vqa:light"] >= 2 * max(w["vqa:cars"], w["vqa:pedestrian"])
+
+
 @pytest.mark.parametrize(
-    ("curriculum", "stage_name", "drawn_most"),
-    [("light", "lightmix", _light_drawn_most), ("objects", "objects", _cars_and_pedestrian_drawn_most)],
+    ("curriculum", "role", "stage_name", "kinds", "drawn_most"),
+    [
+        ("light", "lvlm", "lightmix", {"full", "crop"}, _light_drawn_most),
+        ("objects", "lvlm", "objects", {"full", "crop"}, _cars_and_pedestrian_drawn_most),
+        ("focus", "svlm", "focus", {"context", "full", "crop"}, _context_and_light_drawn_most),
+    ],
 )
-def test_lvlm_only_curricula_weight_their_questions_and_keep_the_rest(curriculum, stage_name, drawn_most):
-    recipe = recipe_for("lvlm", curriculum=curriculum)
+def test_one_role_curricula_weight_their_questions_and_keep_the_rest(
+    curriculum, role, stage_name, kinds, drawn_most
+):
+    recipe = recipe_for(role, curriculum=curriculum)
     (stage,) = recipe.stages
     weights = recipe.weights_at(stage)
-    assert stage.name == stage_name and set(stage.mix) == {"full", "crop"}
+    assert stage.name == stage_name and set(stage.mix) == kinds
     assert drawn_most(weights)
+    if "context" in kinds:
+        assert stage.mix["context"] > stage.mix["full"] + stage.mix["crop"]
     kept = ("vqa:light", "vqa:cars", "vqa:pedestrian", "grounding", "caption", "crop")
     assert min(weights[key] for key in kept) > 0
-    assert recipe.lr < recipe_for("lvlm").lr and recipe.data == recipe_for("lvlm").data
-    with pytest.raises(ValueError, match="LVLM"):
-        recipe_for("svlm", curriculum=curriculum)
+    assert recipe.lr < recipe_for(role).lr and recipe.data == recipe_for(role).data
+    other = "svlm" if role == "lvlm" else "lvlm"
+    with pytest.raises(ValueError, match=f"the {role.upper()}'s"):
+        recipe_for(other, curriculum=curriculum)

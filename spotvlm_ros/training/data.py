@@ -13,6 +13,10 @@ Held-out groups (accuracy per group is what training-time evaluation reports):
 - SVLM (prompts from the real runtime): ``light:ctx_right`` and ``light:ctx_wrong`` (an LVLM-style
   context turn that agrees, or a fresh one that contradicts the frame; no focus crop),
   ``light:focus`` and ``light:focus_ctx_wrong`` (the same with a focus crop of the light).
+
+The SVLM's training data has the two focus-crop light prompts on its own clips at every
+``light_context_stride``-th frame (groups ``vqa:light@focus`` and ``vqa:light@focus_ctx_wrong``, drawn with
+the light question's context prompts), beside the prompts recorded from simulated runs.
 """
 
 from __future__ import annotations
@@ -125,6 +129,13 @@ def train_samples(
         samples += context_samples(
             clip, config, svlm, lvlm, rng, data.context_runs_per_clip, data.mean_delay_s, ALL_QUERIES
         )
+    if recipe.role == "svlm" and data.light_context_stride > 0:
+        for frame, annotation in list(zip(clip.frames, clip.annotations, strict=True))[
+            :: data.light_context_stride
+        ]:
+            samples += _light_context_samples(
+                frame, annotation, config, svlm, processors, rng, LIGHT_CONTEXT_TRAIN_GROUPS
+            )
     return samples
 
 
@@ -181,6 +192,19 @@ def heldout_samples(
     return samples
 
 
+# (focus crop, context right) -> sample group, in the order they are drawn
+LIGHT_CONTEXT_HELDOUT_GROUPS = {
+    (False, True): "light:ctx_right",
+    (False, False): "light:ctx_wrong",
+    (True, True): "light:focus",
+    (True, False): "light:focus_ctx_wrong",
+}
+# Training keeps the two prompts with the light's crop (pooled with the light question's runtime prompts).
+# Without a crop, half of these contexts contradict the frame and every contradicting one is the fresher:
+# taught that, the SVLM would learn to distrust fresh context, which in use is the most often right.
+LIGHT_CONTEXT_TRAIN_GROUPS = {(True, True): "vqa:light@focus", (True, False): "vqa:light@focus_ctx_wrong"}
+
+
 def _light_context_samples(
     frame: Any,
     annotation: Any,
@@ -188,23 +212,21 @@ def _light_context_samples(
     svlm: ScriptedBackend,
     processors: Processors,
     rng: np.random.Generator,
+    groups: dict[tuple[bool, bool], str] = LIGHT_CONTEXT_HELDOUT_GROUPS,
 ) -> list[Sample]:
-    """The SVLM's light question with a context turn that agrees or freshly contradicts, +/- focus crop."""
+    """The SVLM's light question with a context turn that agrees or freshly contradicts, +/- focus crop.
+
+    ``groups`` names the prompts made, by (focus crop, context right); all four held-out ones by default.
+    """
     truth = annotation.answer("light") or ""
     query = TaskQuery("vqa", "light")
     out = []
-    for focus, mode in ((False, "spotvlm_no_focus"), (True, "spotvlm")):
-        for right in (True, False):
-            age = float(rng.uniform(0.5, 3.0)) if right else float(rng.uniform(0.0, 1.0))
-            answer = truth if right else wrong_light(annotation, rng)
-            context = light_context(frame, annotation, focus, age, answer, rng, processors.lvlm)
-            group = {
-                (False, True): "light:ctx_right",
-                (False, False): "light:ctx_wrong",
-                (True, True): "light:focus",
-                (True, False): "light:focus_ctx_wrong",
-            }[(focus, right)]
-            out.append(single_call(svlm, config, mode, query, frame, annotation, context, group))
+    for (focus, right), group in groups.items():
+        mode = "spotvlm" if focus else "spotvlm_no_focus"
+        age = float(rng.uniform(0.5, 3.0)) if right else float(rng.uniform(0.0, 1.0))
+        answer = truth if right else wrong_light(annotation, rng)
+        context = light_context(frame, annotation, focus, age, answer, rng, processors.lvlm)
+        out.append(single_call(svlm, config, mode, query, frame, annotation, context, group))
     return out
 
 
