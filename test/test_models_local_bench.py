@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import pytest
 
@@ -13,8 +14,9 @@ from spotvlm_ros.core.focus.tokens import visual_tokens
 
 def test_bench_prints_the_figures_and_a_bench_line_last(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SPOTVLM_CACHE_DIR", str(tmp_path))
+    record = tmp_path / "docs" / "benchmarks.md"
     argv = ["--threads", "1", "--frames", "2", "--warmup", "1", "--contexts", "64,256", "--device", "cpu"]
-    assert bench.main(argv) == 0
+    assert bench.main([*argv, "--record", str(record)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("BENCH models {")
     figures = json.loads(lines[-1].split(" ", 2)[2])
@@ -36,6 +38,18 @@ def test_bench_prints_the_figures_and_a_bench_line_last(capsys, tmp_path, monkey
     assert figures["pipeline_prefix_hit_fraction"] == 1.0 and figures["pipeline_same_answers"] is True
     assert 0 < figures["pipeline_cached_prefix_tokens_mean"] < figures["pipeline_prompt_tokens_mean"]
     assert figures["gpu"] is False and figures["threads"] == 1
+    # the record: its header once, then a section per run with the date, the device and the command
+    text = record.read_text()
+    assert text.startswith("# Benchmark record")
+    (section,) = text.split("\n## ")[1:]
+    assert re.match(r"`models`, \d{4}-\d\d-\d\d \d\d:\d\d UTC, CPU .*1 torch thread", section)
+    assert "`spotvlm bench models --threads 1 --frames 2" in section and f"--record {record}`" in section
+    rows = {line.split("`")[1]: line for line in section.splitlines() if line.startswith("| `")}
+    assert set(rows) == set(figures)
+    ratio = figures["focus_visual_token_ratio"]
+    assert rows["focus_visual_token_ratio"] == f"| `focus_visual_token_ratio` | {ratio} | >= 2.0 | yes |"
+    assert bench.main([*argv, "--frames", "1", "--record", str(record)]) == 0
+    assert record.read_text().count("# Benchmark record") == 1 and record.read_text().count("\n## ") == 2
 
 
 def test_history_fills_the_requested_context(tiny_model_factory) -> None:

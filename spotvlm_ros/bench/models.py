@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -338,7 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--real-sizes", default="3b,7b", help="Qwen2.5-VL sizes benchmarked on the GPU")
     parser.add_argument("--real-frames", type=int, default=20, help="timed frames per variant (GPU)")
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    parser.add_argument(
+        "--record", type=Path, default=None, help="append the figures, date and device to this markdown file"
+    )
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    args = parser.parse_args(argv)
     args.contexts = sorted(int(c) for c in args.contexts.split(","))
     args.real_sizes = [s.strip() for s in args.real_sizes.split(",") if s.strip()]
 
@@ -357,5 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if use_gpu:
         figures.update(real_size_figures(args))
     print(f"done in {time.perf_counter() - start:.1f} s")
+    if args.record is not None:
+        from .record import append_record, describe_device, record_section
+
+        append_record(
+            args.record, record_section("models", argv, describe_device(use_gpu, args.threads), figures)
+        )
+        print(f"recorded in {args.record}")
     print(bench_line("models", figures))
     return 0
