@@ -51,9 +51,8 @@ def record_section(
     for figure, value in figures.items():
         op, target = TARGETS.get(figure, ("", ""))
         met = meets_target(figure, value)
-        lines.append(
-            f"| `{figure}` | {value} | {op} {target} | {'' if met is None else 'yes' if met else 'NO'} |"
-        )
+        verdict = "" if met is None else "yes" if met else "NO"
+        lines.append(f"| `{figure}` | {value} | {f'{op} {target}'.strip()} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
