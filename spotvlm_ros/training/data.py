@@ -130,9 +130,8 @@ def train_samples(
             clip, config, svlm, lvlm, rng, data.context_runs_per_clip, data.mean_delay_s, ALL_QUERIES
         )
     if recipe.role == "svlm" and data.light_context_stride > 0:
-        for frame, annotation in list(zip(clip.frames, clip.annotations, strict=True))[
-            :: data.light_context_stride
-        ]:
+        for index in range(0, len(clip.frames), data.light_context_stride):
+            frame, annotation = clip.frames[index], clip.annotations[index]
             samples += _light_context_samples(
                 frame, annotation, config, svlm, processors, rng, LIGHT_CONTEXT_TRAIN_GROUPS
             )
