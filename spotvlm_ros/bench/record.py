@@ -31,14 +31,12 @@ def describe_device(gpu: bool, threads: int) -> str:
     return f"CPU {cpu}, {os.cpu_count()} cores, {threads} torch thread(s)"
 
 
-def record_section(
-    name: str, argv: Sequence[str], device: str, figures: dict[str, Any], now: dt.datetime | None = None
-) -> str:
+def record_section(name: str, argv: Sequence[str], device: str, figures: dict[str, Any]) -> str:
     """The markdown section of one run: heading with date and device, the command, a table of figures."""
     import torch
     import transformers
 
-    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = shlex.join(["spotvlm", "bench", name, *argv])
     lines = [
         f"## `{name}`, {stamp}, {device}",
