@@ -221,8 +221,8 @@ def _demo_bag(out: Path, frames: int) -> tuple[Path, str]:
 def demo_settings() -> tuple[dict[str, Any], tuple[str, ...], bool]:
     """The demo's config overrides and VQA questions, and whether the trained demo models run.
 
-    With the trained models shipped: their training scenario (SVLM step, answer lengths) and every VQA
-    question; else the tiny random stand-ins on the light question only.
+    With the trained models shipped: their training scenario (SVLM step, answer lengths, history, requests
+    in flight) and every VQA question; else the tiny random stand-ins on the light question only.
     """
     from .training.scenario import SCENARIO_SETTINGS, trained_model_settings
 

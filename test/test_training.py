@@ -192,6 +192,29 @@ def test_scripted_lvlm_leaves_boxes_out_at_its_region_drop(processors, config):
     assert 0.35 < kept < 0.65
 
 
+def test_scripted_lvlm_misplaces_boxes_along_their_row_at_their_region_miss(processors, config):
+    """A miss keeps the box's size and row but moves it along the row; other objects are not missed."""
+    with_cars = [c for c in iter_clips(seed=3, clips=2, frames_per_clip=5)][1]
+    frame, annotation = with_cars.frames[0], with_cars.annotations[0]
+    truth = annotation.box("car").box
+
+    def car_boxes(region_miss: dict[str, float], calls: int) -> list:
+        lvlm = _scripted(processors["lvlm"], config, box_jitter=0.0, region_miss=region_miss)
+        lvlm.query, lvlm.truth = TaskQuery("vqa", "cars"), (annotation, frame.width, frame.height)
+        return [lvlm.generate([], [frame.image], want_regions=True).regions[0].box for _ in range(calls)]
+
+    def kept(box) -> bool:
+        return box.iou(truth) > 0.99
+
+    assert all(kept(box) for box in car_boxes({"pedestrian": 1.0}, 20))  # only the named object
+    missed = car_boxes({"car": 1.0}, 20)
+    assert all((box.y1, box.y2) == pytest.approx((truth.y1, truth.y2)) for box in missed)
+    assert all(box.width == pytest.approx(truth.width) and box.x2 <= frame.width for box in missed)
+    assert all(box.iou(truth) < 0.5 for box in missed)  # well away from the car
+    half = car_boxes({"car": 0.5}, 200)
+    assert 0.3 < sum(not kept(box) for box in half) / 200 < 0.7
+
+
 def test_svlm_data_adds_the_focus_light_prompts_at_their_stride(processors, clip, config):
     """Every n-th frame gets the light's crop beside the frame, with fresh context that agrees or not."""
     both = Processors(processors["svlm"], processors["lvlm"])

@@ -113,7 +113,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
         default="staged",
         help="staged: the four-stage curriculum from scratch; answers: a second phase weighted towards "
         "the VQA answers; light / objects (LVLM): a phase weighted towards the light / the car count and "
-        "the pedestrian (use with --init-from)",
+        "the pedestrian; focus (SVLM): a phase weighted towards the runtime prompts, the light's most "
+        "(use these with --init-from)",
     )
     parser.add_argument(
         "--init-from", type=Path, default=None, help="start from this exported model's weights (a new run)"

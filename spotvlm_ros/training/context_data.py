@@ -13,7 +13,7 @@ history turns of later frames) are wrong part of the time too.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ..core.annotations import FrameAnnotation
 from ..core.config import SpotVlmConfig
 from ..core.context_store import ContextStore
 from ..core.latency import parse_latency_profile
-from ..core.types import NS_PER_S, Frame, LvlmResult, Region
+from ..core.types import NS_PER_S, Box, Frame, LvlmResult, Region
 from ..models.base import ChatMessage, Generation
 from ..runtime.clock import SimulatedClock
 from ..runtime.edge import EdgeRuntime, Step
@@ -39,7 +39,9 @@ class ScriptedBackend:
     """A stand-in model that answers from the ground truth of the frame in hand.
 
     It is wrong ``error_rate`` of the time and leaves each box out of its regions with probability
-    ``region_drop`` (a real LVLM misses objects; focus crops then show fewer than there are); with
+    ``region_drop`` (a real LVLM misses objects; focus crops then show fewer than there are) and puts the
+    box of object ``id`` at a random place along its row with probability ``region_miss[id]`` (the
+    shipped LVLM's pedestrian box has the pedestrian's height and row but not its place); with
     ``keep`` > 0 it records that share of its calls as training samples (the prompt the runtime built,
     the true answer as target).
     ``processor`` is the processor of the model it stands in for (token counts, input sizes, box
@@ -56,6 +58,7 @@ class ScriptedBackend:
         error_rate: float = 0.0,
         box_jitter: float = 0.2,
         region_drop: float = 0.0,
+        region_miss: Mapping[str, float] | None = None,
         keep: float = 0.0,
     ):
         self.name = name
@@ -65,6 +68,7 @@ class ScriptedBackend:
         self.error_rate = error_rate
         self.box_jitter = box_jitter
         self.region_drop = region_drop
+        self.region_miss = dict(region_miss or {})
         self.keep = keep
         self.query = TaskQuery("vqa", "light")
         self.truth: tuple[FrameAnnotation, int, int] | None = None  # annotation, frame width, height
@@ -98,10 +102,10 @@ class ScriptedBackend:
             self.recorded.append(Sample("context", group, list(messages), list(images), target, truth))
         regions: list[Region] = []
         if want_regions:
-            ids = _region_ids(query, annotation)
             regions = [
-                Region(jitter_box(r.box, self.rng, self.box_jitter).clip(frame_w, frame_h), r.label)
-                for r in truth_regions(annotation, ids, (1.0, 1.0))
+                Region(self._located(item_id, r.box, frame_w).clip(frame_w, frame_h), r.label)
+                for item_id in _region_ids(query, annotation)
+                for r in truth_regions(annotation, (item_id,), (1.0, 1.0))
                 if not self._drops_region()
             ]
         if self.rng.random() < self.error_rate:
@@ -112,6 +116,16 @@ class ScriptedBackend:
             scaled = [Region(r.box.scale(*scale), r.label) for r in regions]
             text = boxes_json(scaled) if query.task == "grounding" else f"{text}\n{boxes_json(scaled)}"
         return Generation(text=text, regions=tuple(regions) if want_regions else ())
+
+    def _located(self, item_id: str, box: Box, frame_w: int) -> Box:
+        """Where the scripted LVLM puts the box of ``item_id``: jittered, or (a miss) elsewhere on its row.
+
+        With an empty ``region_miss`` no draw is made for misses (data sets recorded before keep theirs).
+        """
+        box = jitter_box(box, self.rng, self.box_jitter)
+        if self.region_miss and self.rng.random() < self.region_miss.get(item_id, 0.0):
+            return box.shift(_missed_x1(box, frame_w, self.rng.random()) - box.x1, 0.0)
+        return box
 
     def _drops_region(self) -> bool:
         """Whether to leave a box out (one draw per box at any rate: the recorded data sets' draws)."""
@@ -132,6 +146,22 @@ class ScriptedBackend:
         if self.truth is None:
             raise RuntimeError("ScriptedBackend called before its truth was set")
         return self.truth
+
+
+def _missed_x1(box: Box, frame_w: int, draw: float) -> float:
+    """A left edge for ``box`` on its row at least half its width from where it is (IoU <= 1/3).
+
+    ``draw`` in [0, 1) picks the place uniformly among the allowed ones; with none (a box wider than
+    half the frame) the box goes to the far end of the row.
+    """
+    last = max(frame_w - box.width, 0.0)
+    left = (0.0, max(min(box.x1 - box.width / 2, last), 0.0))
+    right = (min(box.x1 + box.width / 2, last), last)
+    left_len, right_len = left[1] - left[0], right[1] - right[0]
+    if left_len + right_len <= 0:
+        return 0.0 if box.x1 > last / 2 else last
+    offset = draw * (left_len + right_len)
+    return left[0] + offset if offset < left_len else right[0] + offset - left_len
 
 
 def _region_ids(query: TaskQuery, annotation: FrameAnnotation) -> tuple[str, ...]:

@@ -125,6 +125,7 @@ def train_samples(
             rng,
             error_rate=data.lvlm_error,
             region_drop=data.region_drop,
+            region_miss=data.region_miss,
         )
         samples += context_samples(
             clip, config, svlm, lvlm, rng, data.context_runs_per_clip, data.mean_delay_s, ALL_QUERIES

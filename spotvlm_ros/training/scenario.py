@@ -17,6 +17,8 @@ SCENARIO_SETTINGS: dict[str, Any] = {
     "edge.step_time_s": 0.15,  # fixed SVLM step on the virtual clock (reproducible), slower than 10 Hz
     "edge.max_new_tokens": 48,  # a grounding answer (box JSON) is about 25 tokens
     "cloud.max_new_tokens": 96,  # a caption with its regions
+    "context.history_length": 1,  # the newest LVLM keyframe only: older ones mostly describe a past scene
+    "keyframes.max_in_flight": 4,  # a keyframe every ~delay/4: fresher context when the cloud is slow
 }
 
 
