@@ -38,7 +38,7 @@ DEMO_QUESTIONS = ("light",)
 TRAINED_DEMO_SETTINGS: dict[str, Any] = {
     "latency.profile": DEMO_PROFILE,
     "latency.profiles": [DEMO_PROFILE],
-    "eval.max_frames": 300,  # the frames `spotvlm bench accuracy` uses (three clips of the demo bag)
+    "eval.max_frames": 600,  # the frames `spotvlm bench accuracy` uses (the whole demo bag: six clips)
     "eval.tasks": ["vqa"],
 }
 TRAINED_DEMO_QUESTIONS = ("light", "cars", "pedestrian")

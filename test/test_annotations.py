@@ -39,6 +39,15 @@ def test_roundtrip_and_lookup(tmp_path):
     ann = index.get(300)
     assert ann.answer("light") == "red" and ann.answer("nope") is None
     assert ann.box("light").box == Box(1, 2, 3, 5)
+    assert ann.sequence == ""  # one recording unless a line says otherwise
+
+
+def test_the_sequence_of_a_frame_survives_the_roundtrip(tmp_path):
+    tagged = FrameAnnotation(100, sequence="drive-03")
+    save_annotations(tmp_path / "annotations.jsonl", [tagged, FrameAnnotation(200)])
+    assert '"sequence": "drive-03"' in (tmp_path / "annotations.jsonl").read_text()
+    index = load_annotations(tmp_path)
+    assert index.get(100).sequence == "drive-03" and index.get(200).sequence == ""
 
 
 @pytest.mark.parametrize(

@@ -214,3 +214,35 @@ def test_a_profile_gets_the_same_delays_alone_or_in_a_sweep_and_draws_are_pooled
     assert json.loads(results_json(drawn, [row]))["runs"][2]["draw"] == 2
     with pytest.raises(EvalError, match="draws"):
         _evaluate(bag, EvalPlan(profiles=[lognormal], draws=0, **plan))
+
+
+def _without_sequences(bag):
+    """The same bag as one recording: its ground truth without the ``sequence`` field."""
+    truth = bag / "annotations.jsonl"
+    lines = [json.loads(line) for line in truth.read_text().splitlines()]
+    stripped = [{k: v for k, v in d.items() if k != "sequence"} for d in lines]
+    truth.write_text("".join(json.dumps(d) + "\n" for d in stripped))
+
+
+def test_each_recorded_sequence_is_run_as_a_fresh_drive(tmp_path):
+    two_clips = tmp_path / "two_clips"
+    make_synthetic_bag(two_clips, frames=15, clips=2, width=160, height=120, seed=7)
+    modes, profiles = ["spotvlm", "lvlm_blocking"], ["constant:delay=0.5"]
+    plan = EvalPlan(modes=modes, profiles=profiles, tasks=["vqa"], questions=["light"])
+    results = _evaluate(two_clips, plan)
+    spot, blocking = results.runs
+    assert spot.counts["sequences"] == blocking.counts["sequences"] == 2
+    assert spot.counts["frames"] == 30 and blocking.cloud["requests"] == 30  # cloud figures of both clips
+    first_clip = [age for t, age in spot.age_timeline if t < 1.5]
+    at_the_cut = [age for t, age in spot.age_timeline if 1.5 <= t < 1.95]  # clip 2's answers are 0.5 s late
+    after = [age for t, age in spot.age_timeline if t >= 2.1]
+    assert max(first_clip) >= 0 and at_the_cut and after
+    assert all(age < 0 for age in at_the_cut)  # no context: nothing of clip 1 carries over
+    assert all(0 <= age < 1.5 for age in after)
+    report = markdown_report(results, summary_rows(results))
+    assert "30 camera messages per run in 2 recording(s)" in report
+
+    _without_sequences(two_clips)
+    whole, _ = _evaluate(two_clips, plan).runs
+    assert whole.counts["sequences"] == 1
+    assert all(age >= 0 for t, age in whole.age_timeline if 1.5 <= t < 1.95)  # clip 1's answers held

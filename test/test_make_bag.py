@@ -39,6 +39,7 @@ def test_clips_follow_each_other_with_ground_truth(tmp_path, storage, transport)
     assert annotations is not None and sorted(annotations.items) == stamps
     assert all(annotations.get(s).vqa or annotations.get(s).caption for s in stamps)
     assert items[0].log_ns == items[0].stamp_ns  # received at capture time
+    assert [annotations.get(s).sequence for s in stamps] == ["clip-3"] * 4 + ["clip-4"] * 4
 
 
 def test_same_seed_same_bag(tmp_path):
@@ -106,3 +107,5 @@ def test_shipped_demo_bag(repo_root):
     assert len(stamps) >= 590
     assert 59.0 <= (stamps[-1] - stamps[0]) / 1e9 <= 61.0
     assert all(b - a == PERIOD_10HZ for a, b in zip(stamps, stamps[1:], strict=False))
+    sequences = [bag.annotations.get(s).sequence for s in stamps]
+    assert sequences == [f"clip-{i // 100}" for i in range(len(stamps))]  # six clips, each its own drive

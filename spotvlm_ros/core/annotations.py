@@ -6,10 +6,14 @@ A bag directory may hold ``annotations.jsonl`` beside ``metadata.yaml``. Each li
      "vqa": [{"id": "light", "question": "What is the state of the traffic light?", "answer": "red"}],
      "caption": "A two-lane road with one car ahead and a red traffic light.",
      "grounding": [{"id": "light", "query": "the traffic light", "label": "traffic light",
-                    "box": [412.0, 80.0, 426.0, 112.0]}]}
+                    "box": [412.0, 80.0, 426.0, 112.0]}],
+     "sequence": "drive-03"}
 
 ``stamp_ns`` is the header stamp of the camera frame; boxes are ``[x1, y1, x2, y2]`` frame pixels. Every
 field but ``stamp_ns`` is optional. Question ids let an evaluation ask one question across all frames.
+``sequence`` names the independent recording a frame belongs to, for bags made of several recordings back
+to back (the synthetic bags' clips): an evaluation starts afresh where it changes, as a new drive would,
+so a late answer about one recording is never context for the next. Without it the bag is one recording.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class FrameAnnotation:
     vqa: tuple[VqaItem, ...] = ()
     caption: str = ""
     grounding: tuple[GroundingItem, ...] = ()
+    sequence: str = ""
 
     def answer(self, question_id: str) -> str | None:
         return next((q.answer for q in self.vqa if q.id == question_id), None)
@@ -74,6 +79,8 @@ class FrameAnnotation:
                 {"id": g.id, "query": g.query, "label": g.label, "box": list(g.box.as_tuple())}
                 for g in self.grounding
             ]
+        if self.sequence:
+            data["sequence"] = self.sequence
         return data
 
     @classmethod
@@ -91,7 +98,7 @@ class FrameAnnotation:
             if not box.is_valid(min_size=0.0):
                 raise ValueError(f"invalid box {g['box']!r}")
             grounding.append(GroundingItem(str(g["id"]), str(g["query"]), str(g.get("label", "")), box))
-        return cls(stamp, vqa, str(data.get("caption", "")), tuple(grounding))
+        return cls(stamp, vqa, str(data.get("caption", "")), tuple(grounding), str(data.get("sequence", "")))
 
 
 @dataclass

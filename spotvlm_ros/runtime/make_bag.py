@@ -1,12 +1,14 @@
 """The synthetic test bag of ``spotvlm make-bag``: clips of the synthetic world with ground truth.
 
-Clips (seeds ``seed``, ``seed + 1``, ...) follow each other with continuous stamps; the bag is
-written by ``bag_writer.write_camera_bag`` (header stamps = capture stamps, ``annotations.jsonl``).
+Clips (seeds ``seed``, ``seed + 1``, ...) follow each other with continuous stamps, each frame's ground
+truth naming its clip as its ``sequence`` (``clip-<seed>``: evaluations run each clip as its own drive);
+the bag is written by ``bag_writer.write_camera_bag`` (header stamps = capture stamps, ``annotations.jsonl``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ..core.annotations import ANNOTATIONS_FILE, FrameAnnotation
@@ -26,7 +28,10 @@ def synthetic_frames(
     height: int = 480,
     start_ns: int = DEFAULT_START_NS,
 ) -> Iterator[tuple[Frame, FrameAnnotation]]:
-    """Clips of the synthetic world (seeds ``seed``, ``seed + 1``, ...) with continuous stamps."""
+    """Clips of the synthetic world (seeds ``seed``, ``seed + 1``, ...) with continuous stamps.
+
+    Each annotation's ``sequence`` is ``clip-<its seed>``.
+    """
     if frames_per_clip < 1 or clips < 1:
         raise ValueError("frames per clip and clips must be >= 1")
     if not 0 < fps <= 1000:
@@ -34,9 +39,11 @@ def synthetic_frames(
     period_ns = round(NS_PER_S / fps)
     for clip in range(clips):
         clip_start = start_ns + clip * frames_per_clip * period_ns
-        yield from generate_clip(
+        name = f"clip-{seed + clip}"
+        for frame, annotation in generate_clip(
             seed + clip, frames_per_clip, fps=fps, width=width, height=height, start_ns=clip_start
-        )
+        ):
+            yield frame, replace(annotation, sequence=name)
 
 
 def make_synthetic_bag(

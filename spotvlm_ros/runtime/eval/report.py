@@ -156,8 +156,10 @@ def markdown_report(
     lines = ["# SpotVLM evaluation", "", *header]
     if header:
         lines.append("")
+    sequences = max((r.counts.get("sequences", 1) for r in results.runs), default=1)
     lines += [
-        f"- bag: `{results.bag}`, {results.frames} camera messages per run, seed {results.seed}",
+        f"- bag: `{results.bag}`, {results.frames} camera messages per run in {sequences} recording(s), "
+        f"each run as its own drive, seed {results.seed}",
         f"- deadline: {results.deadline_s} s",
         f"- modes: {', '.join(f'`{m}` ({MODES[m].description})' for m in results.modes)}",
         f"- task items: {', '.join(f'`{i.key}` ({i.prompt!r})' for i in results.items)}",

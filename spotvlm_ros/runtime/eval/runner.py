@@ -1,20 +1,21 @@
 """``spotvlm eval``: every mode x latency profile x task item, simulated on one annotated bag.
 
 Each run replays the first ``max_frames`` camera messages of the bag on a fresh virtual clock with a fresh
-context store and a latency model seeded from ``config.seed``, the profile's spec and the draw (so every
-mode of a profile sees the same delay sequence for the same send times, and a profile gets the same
-delays whether it is evaluated alone or in a sweep), then scores the answers against the bag's
-``annotations.jsonl``. With ``draws`` > 1 every profile is run under that many delay sequences and the
-summary averages them (two draws of 30 s of lognormal delays differed by 0.06 in SpotVLM's VQA
-accuracy). Model calls are memoized across runs (see :mod:`.memo`); nothing reads the wall clock, so the
-same seed gives the same numbers.
+context store (afresh again wherever the ground truth's ``sequence`` changes: a bag of recordings back to back
+is scored as that many drives, and no answer about one is context for the next) and a latency model seeded
+from ``config.seed``, the profile's spec and the draw (so every mode of a profile sees the same delay sequence
+for the same send times, and a profile gets the same delays whether it is evaluated alone or in a sweep), then
+scores the answers against the bag's ``annotations.jsonl``. With ``draws`` > 1 every profile is run under that
+many delay sequences and the summary averages them (two draws of 30 s of lognormal delays differed by 0.06 in
+SpotVLM's VQA accuracy). Model calls are memoized across runs (see :mod:`.memo`); nothing reads the wall
+clock, so the same seed gives the same numbers.
 """
 
 from __future__ import annotations
 
 import itertools
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,36 @@ def run_eval(
     return results
 
 
+class SequenceKey:
+    """The recording a bag message belongs to (its ground truth's ``sequence``), for ``itertools.groupby``.
+
+    A message without ground truth (or without a frame) belongs to the recording before it.
+    """
+
+    def __init__(self, annotations: AnnotationIndex):
+        self.annotations = annotations
+        self.current = ""
+
+    def __call__(self, item: BagFrame) -> str:
+        annotation = self.annotations.get(item.stamp_ns)
+        if annotation is not None and item.frame is not None:
+            self.current = annotation.sequence
+        return self.current
+
+
+def merge_cloud_use(parts: Sequence[tuple[dict[str, Any], int]]) -> dict[str, Any]:
+    """The cloud figures of a run's recordings in one: counts add up, fractions are frame-weighted."""
+    frames = sum(n for _, n in parts)
+    merged: dict[str, Any] = {}
+    for figures, n in parts:
+        for key, value in figures.items():
+            if isinstance(value, float):
+                merged[key] = merged.get(key, 0.0) + value * n / max(frames, 1)
+            else:
+                merged[key] = merged.get(key, 0) + value
+    return merged
+
+
 def latency_seed(seed: int, profile: str, draw: int) -> int:
     """The seed of a run's delay sequence: from the config's seed, the profile's spec and the draw."""
     return zlib.crc32(f"{seed}/{draw}/{profile}".encode())
@@ -268,27 +299,34 @@ def _run_one(
     bag, config, plan = setup.bag, setup.config, setup.plan
     latency = parse_latency_profile(profile, seed=latency_seed(config.seed, profile, draw))
     log = RunLog(sinks=[progress])
+    cloud_parts: list[tuple[dict[str, Any], int]] = []
     with open_camera_bag(bag, config.camera.topic) as camera:
-        source = iter(camera)
-        first = next(source)
-        origin = first.stamp_ns
-        clock = SimulatedClock(origin)
-        run = build_mode(
-            MODES[mode],
-            config,
-            task=item.task,
-            prompt=item.prompt,
-            edge_backend=edge,
-            cloud_backend=cloud,
-            latency=latency,
-            clock=clock,
-            origin_ns=origin,
-            on_result=log.on_context,
-        )
-        items = itertools.chain([first], source)
+        items: Iterator[BagFrame] = iter(camera)
         if plan.max_frames:
             items = itertools.islice(items, plan.max_frames)
-        Simulator(run.answerer, clock, log, run.cloud).run(items)
+        origin: int | None = None
+        for _, group in itertools.groupby(items, key=SequenceKey(setup.annotations)):
+            sequence = iter(group)
+            first = next(sequence)
+            origin = first.stamp_ns if origin is None else origin
+            clock = SimulatedClock(first.stamp_ns)
+            run = build_mode(
+                MODES[mode],
+                config,
+                task=item.task,
+                prompt=item.prompt,
+                edge_backend=edge,
+                cloud_backend=cloud,
+                latency=latency,
+                clock=clock,
+                origin_ns=first.stamp_ns,
+                on_result=log.on_context,
+            )
+            before = len(log.frames)
+            Simulator(run.answerer, clock, log, run.cloud).run(itertools.chain([first], sequence))
+            cloud_parts.append((run.cloud_json(), len(log.frames) - before))
+    if origin is None:
+        raise EvalError(f"{bag} has no camera messages")
     records = sorted(log.answered, key=lambda r: r.stamp_ns)
     held = held_answers(sorted(log.frames), records)
     latencies = [r.latency_s for r in records]
@@ -302,8 +340,8 @@ def _run_one(
         metrics=score_item(item, setup.annotations, held),
         latency=latency_stats(latencies, config.eval.deadline_s),
         age=age_stats([r.answer.context_age_s for r in records]),
-        counts=log.counts(),
-        cloud=run.cloud_json(),
+        counts=log.counts() | {"sequences": len(cloud_parts)},
+        cloud=merge_cloud_use(cloud_parts),
         latencies_s=latencies,
         age_timeline=[((r.stamp_ns - origin) / NS_PER_S, r.answer.context_age_s) for r in records],
     )
