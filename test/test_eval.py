@@ -227,15 +227,16 @@ def _without_sequences(bag):
 def test_each_recorded_sequence_is_run_as_a_fresh_drive(tmp_path):
     two_clips = tmp_path / "two_clips"
     make_synthetic_bag(two_clips, frames=15, clips=2, width=160, height=120, seed=7)
-    modes, profiles = ["spotvlm", "lvlm_blocking"], ["constant:delay=0.5"]
+    modes, profiles = ["spotvlm", "lvlm_blocking", "offload"], ["constant:delay=0.3"]
     plan = EvalPlan(modes=modes, profiles=profiles, tasks=["vqa"], questions=["light"])
-    results = _evaluate(two_clips, plan)
-    spot, blocking = results.runs
+    results = _evaluate(two_clips, plan, **{"eval.deadline_s": 0.5})
+    spot, blocking, offload = results.runs
     assert spot.counts["sequences"] == blocking.counts["sequences"] == 2
     assert spot.counts["frames"] == 30 and blocking.cloud["requests"] == 30  # cloud figures of both clips
+    assert offload.cloud["cloud_fraction"] == 1.0  # a share of both clips' frames, not a sum
     first_clip = [age for t, age in spot.age_timeline if t < 1.5]
-    at_the_cut = [age for t, age in spot.age_timeline if 1.5 <= t < 1.95]  # clip 2's answers are 0.5 s late
-    after = [age for t, age in spot.age_timeline if t >= 2.1]
+    at_the_cut = [age for t, age in spot.age_timeline if 1.5 <= t < 1.75]  # clip 2's answers are 0.3 s late
+    after = [age for t, age in spot.age_timeline if t >= 1.9]
     assert max(first_clip) >= 0 and at_the_cut and after
     assert all(age < 0 for age in at_the_cut)  # no context: nothing of clip 1 carries over
     assert all(0 <= age < 1.5 for age in after)
@@ -243,6 +244,6 @@ def test_each_recorded_sequence_is_run_as_a_fresh_drive(tmp_path):
     assert "30 camera messages per run in 2 recording(s)" in report
 
     _without_sequences(two_clips)
-    whole, _ = _evaluate(two_clips, plan).runs
+    whole = _evaluate(two_clips, plan, **{"eval.deadline_s": 0.5}).runs[0]
     assert whole.counts["sequences"] == 1
-    assert all(age >= 0 for t, age in whole.age_timeline if 1.5 <= t < 1.95)  # clip 1's answers held
+    assert all(age >= 0 for t, age in whole.age_timeline if 1.5 <= t < 1.75)  # clip 1's answers held
