@@ -7,7 +7,7 @@ the runtime asks them (the SVLM's through Context Replacement and Visual Focus).
 The training-time held-out set is generated afresh from the recorded seed and data recipe (renderer,
 JPEG round trip, runtime prompts) and must give the accuracy recorded in ``training_info.json``: greedy
 decoding on the same inputs, so only a rare tie may flip (a small tolerance). A change to the world, the
-prompts, the processor or the weights shows here. The issue's accuracy targets on unseen clips are a
+prompts, the processor or the weights shows here. The accuracy targets on unseen clips are a
 benchmark (``spotvlm bench targets``), not a test.
 """
 

@@ -1,4 +1,4 @@
-"""``spotvlm bench targets``: issue #7's targets for the trained demo pair, on clips no run has seen.
+"""``spotvlm bench targets``: the accuracy targets of the trained demo pair, on clips no run has seen.
 
 Figures (each with its target in ``TARGETS`` of this package): ``lvlm_vqa_light``, ``lvlm_vqa_cars``,
 ``lvlm_vqa_pedestrian`` (>= 0.9), ``svlm_light_gap`` (LVLM minus SVLM without context on the light,

@@ -1,4 +1,4 @@
-"""Training of the demo models (issue #7): a tiny Qwen2.5-VL LVLM and SVLM on the synthetic world.
+"""Training of the demo models: a tiny Qwen2.5-VL LVLM and SVLM on the synthetic world.
 
 ``spotvlm train-demo --role lvlm|svlm`` builds the data (:mod:`.data`; SVLM prompts recorded from the
 real runtime, :mod:`.context_data`), trains with a curriculum (:mod:`.recipe`, :mod:`.trainer`),

@@ -5,7 +5,7 @@ Two recipes ship: ``lvlm`` (Qwen2.5-VL architecture, 4 vision + 4 text layers, w
 for tests to train in seconds. Every number that shapes a run lives here and is written next to the
 exported checkpoint (``training_info.json``), so a run can be repeated from its seed and recipe.
 
-The curriculum (issue #7: naive training on full frames stays on a plateau for small objects):
+The curriculum (naive training on full frames stays on a plateau for small objects):
 
 0. ``light``: the light's state on crops of the light only (the first visual skill to get right);
 1. ``crops``: mostly crop-level questions (the traffic light and a pedestrian cut out and enlarged,
@@ -180,10 +180,11 @@ LVLM_DATA = DataRecipe(
 # SVLM of the third stop ignored its context on the light (0.65 with an agreeing context turn and with a
 # contradicting one) and counted cars worse with focus crops (0.44 against 0.69 without, with the real
 # LVLM). Here the LVLM is wrong 5% of the time; stale context contradicts on top, so a car count under
-# 1 s old contradicts the frame in 13% of the prompts and any answer over 1 s old in 15-31% (the issue's
-# 10-20% contradicting fresh context; the light's context prompts below contradict in most). At 10% the
-# SVLM found its car context wrong too often to use it (a count under 1 s old was wrong in 21%) and
-# answered cars as it does alone. A third of its boxes are left out, and twice as many runs are recorded.
+# 1 s old contradicts the frame in 13% of the prompts and any answer over 1 s old in 15-31% (the
+# 10-20% contradicting fresh context the targets assume; the light's context prompts below contradict in
+# most). At 10% the SVLM found its car context wrong too often to use it (a count under 1 s old was
+# wrong in 21%) and answered cars as it does alone. A third of its boxes are left out, and twice as many
+# runs are recorded.
 # The light-context prompts (the light's crop, a fresh context turn) at every sixth frame: 9,600 of them.
 # The shipped LVLM's boxes after a VQA answer (12 unseen clips) hit the pedestrian 2 times in 37 (right row
 # and height, wrong place) and the nearest car 23 in 51: the scripted LVLM misplaces those boxes at about

@@ -1,4 +1,4 @@
-"""Issue #7's targets for a trained demo pair, measured on clips of a seed no training run has seen.
+"""The accuracy targets of a trained demo pair, measured on clips of a seed no training run has seen.
 
 The unseen set is many short clips (new scenes: light mounts, backdrops, colours) rather than a few
 long ones, the same clips for both models, built by the training-time held-out code (renderer, JPEG
