@@ -17,6 +17,17 @@ settings.register_profile("spotvlm-ci", deadline=None, derandomize=True)
 settings.load_profile("spotvlm-ci" if os.environ.get("CI") else "spotvlm")
 
 
+@pytest.fixture
+def log_records():
+    """The ``spotvlm`` log records of one test, whatever configured logging first (see log_capture)."""
+    from log_capture import LogCapture
+
+    capture = LogCapture()
+    capture.start()
+    yield capture
+    capture.stop()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

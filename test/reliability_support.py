@@ -74,10 +74,10 @@ def statuses(records: list[dict], stamps: list[int]) -> list[str]:
     return [outcomes[s].get("context_status", "skip") for s in stamps]
 
 
-def link_lines(caplog, prefix: str) -> list[str]:
+def link_lines(log_records, prefix: str) -> list[str]:
     """Messages of the link-state logger starting with ``prefix``."""
     return [
         r.getMessage()
-        for r in caplog.records
+        for r in log_records.records
         if r.name == "spotvlm.link" and r.getMessage().startswith(prefix)
     ]

@@ -134,7 +134,7 @@ def _raw_msg(i: int, **override) -> bytes:
     return _cdr(IMAGE, msg)
 
 
-def test_corrupt_raw_frames_are_skipped_and_counted(tmp_path, caplog):
+def test_corrupt_raw_frames_are_skipped_and_counted(tmp_path, log_records):
     hdr = header(T0, "cam")
     bad = [
         _raw_msg(1, encoding="weird16"),
@@ -156,7 +156,10 @@ def test_corrupt_raw_frames_are_skipped_and_counted(tmp_path, caplog):
         messages.append(("/cam", T0 + i * PERIOD + 2, _raw_msg(i)))
     messages.sort(key=lambda m: m[1])
     _write_messages(tmp_path / "bag", {"/cam": IMAGE}, messages)
-    with caplog.at_level(logging.WARNING, logger="spotvlm.bag"), open_camera_bag(tmp_path / "bag") as bag:
+    with (
+        log_records.at_level(logging.WARNING, logger="spotvlm.bag"),
+        open_camera_bag(tmp_path / "bag") as bag,
+    ):
         items = list(bag)
         stats = bag.stats
     assert len(items) == len(bad) + len(good_ids)
@@ -174,7 +177,7 @@ def test_corrupt_raw_frames_are_skipped_and_counted(tmp_path, caplog):
     }
     assert stats.frames == 4 and stats.messages == 11 and stats.skipped_total == 7
     assert all(it.error for it in items if not it.ok)
-    assert "unknown_encoding" in caplog.text and "too_large" in caplog.text
+    assert "unknown_encoding" in log_records.text and "too_large" in log_records.text
     assert bag.summary()["skipped"] == 7
 
 

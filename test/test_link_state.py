@@ -37,8 +37,8 @@ class SwitchableCloud(ZeroCostBackend):
         return super().generate(messages, images, **kwargs)
 
 
-def test_link_moves_up_degraded_down_and_logs_each_change_once(caplog):
-    caplog.set_level(logging.INFO, logger="spotvlm.link")
+def test_link_moves_up_degraded_down_and_logs_each_change_once(log_records):
+    log_records.set_level(logging.INFO, logger="spotvlm.link")
     link = CloudLinkState(down_after=2)
     link.success("r1", 0.3)
     link.success("r2", 0.2)
@@ -49,7 +49,7 @@ def test_link_moves_up_degraded_down_and_logs_each_change_once(caplog):
     assert link.state == DOWN and link.consecutive_failures == 41
     link.success("r99", 0.4)
     assert link.state == UP and link.changes == 4
-    lines = [r for r in caplog.records if r.name == "spotvlm.link"]
+    lines = [r for r in log_records.records if r.name == "spotvlm.link"]
     assert [r.levelname for r in lines] == ["INFO", "WARNING", "WARNING", "INFO"]
     assert "cloud link down" in lines[2].getMessage() and "connection refused" in lines[2].getMessage()
     assert "after 41 failed request(s)" in lines[3].getMessage()
@@ -64,22 +64,22 @@ def test_long_reasons_are_cut_to_one_line():
         CloudLinkState(down_after=0)
 
 
-def test_freshness_follows_the_answers(caplog):
-    caplog.set_level(logging.INFO, logger="spotvlm.link")
+def test_freshness_follows_the_answers(log_records):
+    log_records.set_level(logging.INFO, logger="spotvlm.link")
     fresh = ContextFreshness(2.0)
     sequence = ["none"] * 5 + ["used"] * 10 + ["too_old"] * 50 + ["used"] * 3
     for i, status in enumerate(sequence):
         fresh.observe(status, i, "vqa-1" if status == "used" else "")
     assert fresh.state == FRESH and fresh.changes == 4 and fresh.frames_in_state == 3
-    messages = [r.getMessage() for r in caplog.records]
+    messages = [r.getMessage() for r in log_records.records]
     assert len(messages) == 4 and "stale from frame 15 (was fresh for 10 frame(s))" in messages[2]
     assert "max_context_age_s=2 s; SVLM-only" in messages[2]
-    assert [r.levelname for r in caplog.records] == ["INFO", "INFO", "WARNING", "INFO"]
+    assert [r.levelname for r in log_records.records] == ["INFO", "INFO", "WARNING", "INFO"]
 
 
-def test_fifty_frame_outage_logs_per_transition_not_per_frame(tmp_path, caplog):
+def test_fifty_frame_outage_logs_per_transition_not_per_frame(tmp_path, log_records):
     """The real replay loop on the simulated clock: a 60-frame outage, then recovery."""
-    caplog.set_level(logging.DEBUG, logger="spotvlm")
+    log_records.set_level(logging.DEBUG, logger="spotvlm")
     stamps = write_bag(tmp_path / "bag", 150, fps=10.0)
     cloud = SwitchableCloud()
 
@@ -113,8 +113,8 @@ def test_fifty_frame_outage_logs_per_transition_not_per_frame(tmp_path, caplog):
     assert status[55:100] == ["too_old"] * 45  # SVLM-only while the context is too old
     assert status[110:] == ["used"] * 40  # context again once the cloud answers
     assert summary.cloud["errors"] >= 15  # one request at a time, each failing after its 0.3 s delay
-    cloud_lines = link_lines(caplog, "cloud link")
-    context_lines = link_lines(caplog, "LVLM context")
+    cloud_lines = link_lines(log_records, "cloud link")
+    context_lines = link_lines(log_records, "LVLM context")
     assert [line.split(" (")[0] for line in cloud_lines] == [
         "cloud link up",
         "cloud link degraded",
@@ -127,7 +127,7 @@ def test_fifty_frame_outage_logs_per_transition_not_per_frame(tmp_path, caplog):
         f"LVLM context {STALE}",
         f"LVLM context {FRESH}",
     ]
-    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "spotvlm.link"]
+    noisy = [r for r in log_records.records if r.levelno >= logging.WARNING and r.name != "spotvlm.link"]
     assert noisy == []  # failed requests are DEBUG lines; the link logger speaks for them
     assert summary.link == {
         "cloud": {

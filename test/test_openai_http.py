@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
 import shutil
+import signal
 import ssl
 import subprocess
 import threading
@@ -19,6 +21,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from time_scale import scaled
 
 from spotvlm_ros.core.config import ModelConfig
 from spotvlm_ros.models.base import BackendError, VlmBackend
@@ -136,25 +139,33 @@ def test_stalled_link_times_out(served, make_backend):
 
 
 def test_server_killed_mid_request_fails_fast(llava_dir, make_backend):
+    """The server is frozen (SIGSTOP) when its first streamed text arrives, so it is surely mid-answer when
+    it is killed; the caller then fails at once with a connection error, not a timeout."""
     with TransformersServe(llava_dir) as server:
-        backend = make_backend(server.base_url, model=server.model, timeout_s=60.0, retries=1)
-        thread, outcome = _in_thread(lambda: backend.generate(chat(), [frame()], max_new_tokens=4000))
-        deadline = time.monotonic() + 30
-        while "Request received" not in server.log_tail() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
+        backend = make_backend(server.base_url, model=server.model, timeout_s=scaled(60.0), retries=1)
+        generating = threading.Event()
+
+        def freeze_on_first_text(_text: str) -> None:
+            if not generating.is_set():
+                os.kill(server.pid, signal.SIGSTOP)
+                generating.set()
+
+        thread, outcome = _in_thread(
+            lambda: backend.generate(chat(), [frame()], max_new_tokens=4000, on_text=freeze_on_first_text)
+        )
+        assert generating.wait(scaled(60.0)), f"no streamed text: {outcome}\n{server.log_tail()}"
         assert thread.is_alive(), f"generation finished before the kill: {outcome}"
         server.kill()
         killed_at = time.monotonic()
-        thread.join(timeout=10)
+        thread.join(timeout=scaled(10.0))
     assert not thread.is_alive()
     error = outcome.get("error")
     assert isinstance(error, BackendError) and not isinstance(error, RequestTimeoutError), outcome
-    assert outcome["end"] - killed_at < 2.0
+    assert outcome["end"] - killed_at < scaled(5.0)
     start = time.monotonic()
     with pytest.raises(BackendError, match="cannot connect.*gave up after 2 attempts"):
         backend.generate(chat(), [frame()])
-    assert time.monotonic() - start < 3.0
+    assert time.monotonic() - start < scaled(5.0)
 
 
 def test_api_key_checked_by_gateway_and_never_leaked(served, make_backend, monkeypatch):

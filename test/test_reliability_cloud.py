@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import threading
 import time
 
@@ -25,6 +27,7 @@ from reliability_support import (
     topic_counts,
     write_bag,
 )
+from time_scale import scaled
 
 from spotvlm_ros.core.config import ModelConfig, load_config
 from spotvlm_ros.models.openai_http import OpenAiHttpBackend
@@ -66,11 +69,13 @@ def check_every_frame_reported(summary, out_dir, stamps):
     return records
 
 
-def test_server_absent_then_up_then_stalled_then_reset_then_back(tmp_path, llava_server, backends, caplog):
+def test_server_absent_then_up_then_stalled_then_reset_then_back(
+    tmp_path, llava_server, backends, log_records
+):
     """Absent at start (nothing listens), up, every request timing out (stalled link, 60 frames), killed
     mid-request (connections reset), back: every tick answered, SVLM-only while the context is too old,
     context used again after recovery, one log line per state change."""
-    caplog.set_level(logging.INFO, logger="spotvlm")
+    log_records.set_level(logging.INFO, logger="spotvlm")
     stamps = write_bag(tmp_path / "bag", 170, fps=20.0)
     port = free_port()
     proxy = DelayProxy("127.0.0.1", llava_server.port, listen_port=port)
@@ -111,12 +116,15 @@ def test_server_absent_then_up_then_stalled_then_reset_then_back(tmp_path, llava
     assert summary.cloud["timeouts"] >= 1 and summary.cloud["errors"] >= 1
     assert summary.latency["p95_s"] < 0.25  # the edge never waited on the link
     assert summary.link["cloud"]["state"] == "up" and summary.link["context"]["state"] == "fresh"
-    cloud_lines, context_lines = link_lines(caplog, "cloud link"), link_lines(caplog, "LVLM context")
+    cloud_lines, context_lines = (
+        link_lines(log_records, "cloud link"),
+        link_lines(log_records, "LVLM context"),
+    )
     assert len(cloud_lines) == summary.link["cloud"]["changes"] <= 10  # per change, not per frame
     assert len(context_lines) == summary.link["context"]["changes"] <= 8
     assert any(line.startswith("cloud link down") for line in cloud_lines)
     assert any(line.startswith("LVLM context stale") for line in context_lines)
-    assert [r for r in caplog.records if r.name == "spotvlm.cloud" and r.levelno >= logging.INFO] == []
+    assert [r for r in log_records.records if r.name == "spotvlm.cloud" and r.levelno >= logging.INFO] == []
 
 
 GOOD = Reply.ok('```json\n[{"bbox_2d": [10, 8, 40, 30], "label": "traffic light"}]\n```')
@@ -141,10 +149,10 @@ ODD_BOXES = (
 )
 
 
-def test_bad_and_odd_lvlm_answers_never_break_the_loop(tmp_path, backends, caplog):
+def test_bad_and_odd_lvlm_answers_never_break_the_loop(tmp_path, backends, log_records):
     """Empty, truncated, non-JSON, huge and error answers, and boxes outside the image / NaN / negative:
     counted errors or clipped regions, every frame still answered, regions stay inside the frame."""
-    caplog.set_level(logging.INFO, logger="spotvlm")
+    log_records.set_level(logging.INFO, logger="spotvlm")
     stamps = write_bag(tmp_path / "bag", 80, fps=20.0)
     with FaultyOpenAiServer(default=GOOD) as server, DelayProxy("127.0.0.1", server.port) as proxy:
         script = [GOOD]
@@ -183,7 +191,7 @@ def test_bad_and_odd_lvlm_answers_never_break_the_loop(tmp_path, backends, caplo
             assert isinstance(record["text"], str)
     used = [r for r in records if r["type"] == "answer" and r["context_status"] == "used"]
     assert any(r["focus_regions"] for r in used)  # good boxes reached the edge's Visual Focus
-    assert len(link_lines(caplog, "cloud link")) == summary.link["cloud"]["changes"]
+    assert len(link_lines(log_records, "cloud link")) == summary.link["cloud"]["changes"]
 
 
 def test_delay_swinging_fast_and_slow_never_stalls_the_edge(tmp_path, llava_server, backends):
@@ -216,9 +224,9 @@ def test_delay_swinging_fast_and_slow_never_stalls_the_edge(tmp_path, llava_serv
 
 
 @pytest.mark.slow
-def test_delay_swing_between_0p1_and_9_seconds(tmp_path, llava_server, backends, caplog):
+def test_delay_swing_between_0p1_and_9_seconds(tmp_path, llava_server, backends, log_records):
     """90 s of camera time, the link delay swinging between 0.1 s and 9 s every 15 s."""
-    caplog.set_level(logging.INFO, logger="spotvlm")
+    log_records.set_level(logging.INFO, logger="spotvlm")
     stamps = write_bag(tmp_path / "bag", 900, fps=10.0)
     with DelayProxy("127.0.0.1", llava_server.port) as proxy:
         cloud = backends(proxy.url(path="/v1"), llava_server.model, timeout_s=20.0)
@@ -244,20 +252,25 @@ def test_delay_swing_between_0p1_and_9_seconds(tmp_path, llava_server, backends,
     for slow in (slice(220, 300), slice(520, 600), slice(820, 900)):
         assert "too_old" in status[slow] and "used" not in status[slow]
     assert summary.latency["p95_s"] < 0.25
-    assert len(link_lines(caplog, "LVLM context")) == summary.link["context"]["changes"] <= 12
+    assert len(link_lines(log_records, "LVLM context")) == summary.link["context"]["changes"] <= 12
 
 
 @pytest.mark.slow
 def test_server_process_absent_killed_mid_request_and_restarted(
-    tmp_path, tiny_model_factory, backends, caplog
+    tmp_path, tiny_model_factory, backends, log_records
 ):
     """The real server process: started after the run began, killed -9 during a long generation, restarted
-    on the same port; the edge answers every tick throughout and uses context again at the end."""
-    caplog.set_level(logging.INFO, logger="spotvlm")
+    on the same port; the edge answers every tick throughout and uses context again at the end.
+
+    The cloud talks to the server through a pass-through DelayProxy, whose byte counts say when a request
+    has reached the server; the server is then frozen (SIGSTOP) so that it is surely mid-answer when killed.
+    """
+    log_records.set_level(logging.INFO, logger="spotvlm")
     stamps = write_bag(tmp_path / "bag", 600, fps=10.0)
     port = free_port()
     server = TransformersServe(tiny_model_factory("llava"), port=port)
-    cloud = backends(f"http://127.0.0.1:{port}/v1", server.model, timeout_s=30.0, retries=0)
+    proxy = DelayProxy("127.0.0.1", port).start()
+    cloud = backends(proxy.url(path="/v1"), server.model, timeout_s=scaled(30.0), retries=0)
     events: dict[str, float] = {}
 
     def start_in_background():
@@ -267,10 +280,11 @@ def test_server_process_absent_killed_mid_request_and_restarted(
 
     def kill_during_a_request():
         def watch():
-            seen = server.log_tail().count("Request received")
-            deadline = time.monotonic() + 20
-            while server.log_tail().count("Request received") == seen and time.monotonic() < deadline:
+            sent = proxy.stats().bytes_upstream
+            deadline = time.monotonic() + scaled(60.0)
+            while proxy.stats().bytes_upstream == sent and time.monotonic() < deadline:
                 time.sleep(0.02)
+            os.kill(server.pid, signal.SIGSTOP)
             server.kill()
             events["killed"] = time.monotonic()
 
@@ -292,9 +306,10 @@ def test_server_process_absent_killed_mid_request_and_restarted(
         )
     finally:
         server.cleanup()
+        proxy.stop()
     records = check_every_frame_reported(summary, tmp_path / "out", stamps)
     status = statuses(records, stamps)
     assert "killed" in events and summary.cloud["errors"] >= 1
     assert "used" in status[150:250] and "too_old" in status[300:400] and "used" in status[500:]
     assert summary.latency["p95_s"] < 0.25
-    assert any(line.startswith("cloud link down") for line in link_lines(caplog, "cloud link"))
+    assert any(line.startswith("cloud link down") for line in link_lines(log_records, "cloud link"))

@@ -37,10 +37,10 @@ KEY_ENV = "SPOTVLM_RELIABILITY_KEY"
 ZERO = {"edge.backend": "zero", "cloud.backend": "zero"}
 
 
-def test_api_key_never_reaches_records_summary_bag_or_logs(tmp_path, monkeypatch, caplog):
+def test_api_key_never_reaches_records_summary_bag_or_logs(tmp_path, monkeypatch, log_records):
     """A run with an API key, a server echoing it in an error, and a wrong key for a while: the key is in
     no output file, no report line and no log line (the echo shows up redacted)."""
-    caplog.set_level("DEBUG", logger="spotvlm")
+    log_records.set_level("DEBUG", logger="spotvlm")
     write_bag(tmp_path / "bag", 60, fps=20.0)
     monkeypatch.setenv(KEY_ENV, SECRET)
     upstream = FaultyOpenAiServer(default=Reply.ok("red light"))
@@ -72,15 +72,17 @@ def test_api_key_never_reaches_records_summary_bag_or_logs(tmp_path, monkeypatch
     outputs = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert {p.name for p in outputs} >= {"records.jsonl", "summary.json", "metadata.yaml"}
     texts = [p.read_bytes() for p in outputs] + [
-        caplog.text.encode(),
+        log_records.text.encode(),
         "\n".join(summary.lines()).encode(),
         repr(summary).encode(),
         repr(cloud).encode(),
     ]
     for blob in texts:
         assert SECRET.encode() not in blob and WRONG.encode() not in blob
-    assert "unknown key *** for org" in caplog.text  # the server's echo reached the log, redacted
-    assert "HTTP 401" in caplog.text and KEY_ENV in caplog.text  # the wrong key is named by its variable
+    assert "unknown key *** for org" in log_records.text  # the server's echo reached the log, redacted
+    assert (
+        "HTTP 401" in log_records.text and KEY_ENV in log_records.text
+    )  # the wrong key is named by its variable
 
 
 def test_the_key_cannot_be_put_in_a_config_file():

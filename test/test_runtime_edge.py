@@ -28,19 +28,19 @@ class FlakyBackend(ZeroCostBackend):
         return super().generate(messages, images, **kwargs)
 
 
-def test_failures_answer_empty_and_log_once_per_streak(caplog):
+def test_failures_answer_empty_and_log_once_per_streak(log_records):
     backend = FlakyBackend(failing=set(range(3, 23)) | {30})
     config = load_config(overrides={"focus.mode": "off"})
     edge = EdgeRuntime(backend, config, ContextStore(), step_time_s=0.1)
     image = np.zeros((48, 64, 3), np.uint8)
-    with caplog.at_level(logging.INFO, logger="spotvlm.edge"):
+    with log_records.at_level(logging.INFO, logger="spotvlm.edge"):
         steps = [edge.answer(Frame(i * NS_PER_S // 10, image)) for i in range(1, 36)]
     assert len(steps) == 35 and edge.errors == 21
     failed = [i for i, s in enumerate(steps, start=1) if s.error]
     assert failed == [*range(3, 23), 30] and all(steps[i - 1].answer.text == "" for i in failed)
     assert all(s.answer.stamp_ns == i * NS_PER_S // 10 for i, s in enumerate(steps, start=1))
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    warnings = [r.getMessage() for r in log_records.records if r.levelno == logging.WARNING]
+    infos = [r.getMessage() for r in log_records.records if r.levelno == logging.INFO]
     assert len(warnings) == 2 and "out of memory" in warnings[0]
     assert infos == [
         "SVLM answering again after 20 failed frame(s)",
