@@ -24,6 +24,14 @@ EXIT_USAGE = 2
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    if args.markdown:
+        if args.config is not None:
+            print("spotvlm config: --markdown documents the schema; give no FILE with it", file=sys.stderr)
+            return EXIT_USAGE
+        from .core.config_doc import config_markdown
+
+        sys.stdout.write(config_markdown())
+        return EXIT_OK
     config = load_config(args.config)
     for name, value in to_ros_params(config).items():
         print(f"{name}: {value!r}")
@@ -142,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("config", help="validate a config file and print every parameter")
     show.add_argument("config", type=Path, nargs="?", default=None, help="YAML config to validate")
+    show.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the reference of every key (type, default, range, meaning) as Markdown",
+    )
     show.set_defaults(func=_cmd_config)
     return parser
 

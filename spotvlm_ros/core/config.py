@@ -44,24 +44,36 @@ class CameraConfig(_Section):
 
 class ModelConfig(_Section):
     backend: Backend = Field(
-        "tiny", description="tiny (offline random), hf (local transformers), openai (HTTP), zero"
+        "tiny",
+        description="tiny: offline random model; hf: local transformers model; openai: OpenAI-compatible "
+        "HTTP endpoint; zero: no model, echoes the newest keyframe answer instantly",
     )
     model: str = Field(
         "", description="Hugging Face id or local path (hf), model name (openai), family (tiny)"
     )
-    device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
-    dtype: Literal["float32", "float16", "bfloat16", "auto"] = Field("float32", description="torch dtype")
+    device: str = Field("cpu", description="torch device (hf): cpu, cuda, cuda:1, ...")
+    dtype: Literal["float32", "float16", "bfloat16", "auto"] = Field(
+        "float32", description="torch dtype (hf)"
+    )
     max_new_tokens: int = Field(32, ge=1, le=4096, description="Generated tokens per answer")
     image_max_side: int = Field(448, ge=16, le=8192, description="Longest image side fed to the model (px)")
     base_url: str = Field("", description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str = Field("", description="Name of the environment variable holding the API key")
-    timeout_s: float = Field(30.0, gt=0, le=600, description="Per-request timeout (openai backend)")
-    retries: int = Field(2, ge=0, le=10, description="Retries with backoff on idempotent failures")
+    api_key_env: str = Field(
+        "", description="Name of the environment variable holding the API key (never the key itself)"
+    )
+    timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Time for a whole call, retries included (openai)"
+    )
+    retries: int = Field(2, ge=0, le=10, description="Retries with backoff on idempotent failures (openai)")
     verify_tls: bool = Field(True, description="Verify TLS certificates (turn off only for loopback tests)")
-    max_request_bytes: int = Field(20_000_000, ge=1024, description="Largest request body sent")
-    max_response_bytes: int = Field(2_000_000, ge=1024, description="Largest response body accepted")
+    max_request_bytes: int = Field(
+        20_000_000, ge=1024, description="Larger request bodies are not sent (openai)"
+    )
+    max_response_bytes: int = Field(
+        2_000_000, ge=1024, description="Responses are dropped past this size (openai)"
+    )
     step_time_s: float = Field(0.0, ge=0, le=60, description="Simulated compute time per call; 0 = measured")
-    prefix_cache: bool = Field(True, description="Reuse the KV cache of an unchanged prompt prefix")
+    prefix_cache: bool = Field(True, description="Reuse the KV cache of an unchanged prompt prefix (hf)")
 
 
 def _default_cloud_model() -> ModelConfig:
@@ -111,7 +123,9 @@ class FocusConfig(_Section):
         "crop", description="How regions steer the SVLM view"
     )
     propagation: Literal["static", "flow", "template"] = Field(
-        "flow", description="Carry regions to the current frame"
+        "flow",
+        description="How regions follow the scene to the current frame: keep the coordinates, track them "
+        "with optical flow, or find the keyframe patch again by template matching",
     )
     max_regions: int = Field(4, ge=0, le=32, description="Regions used at most")
     crop_size: int = Field(224, ge=16, le=4096, description="Side of each region crop fed to the SVLM (px)")
@@ -121,7 +135,9 @@ class FocusConfig(_Section):
     visual_token_budget: int = Field(
         0, ge=0, le=1_000_000, description="Visual tokens of the SVLM view at most; 0 = no budget"
     )
-    crop_margin: float = Field(0.15, ge=0, le=2, description="Context around a region in its crop, per side")
+    crop_margin: float = Field(
+        0.15, ge=0, le=2, description="Context around a region in its crop (fraction of its side, per side)"
+    )
     mask_brightness: float = Field(0.3, ge=0, le=1, description="mask: brightness kept outside the regions")
     flow_max_side: int = Field(
         320, ge=32, le=4096, description="Propagation tracks on a grayscale copy this long at most (px)"
@@ -136,7 +152,7 @@ class FocusConfig(_Section):
 
 class LatencyConfig(_Section):
     profile: str = Field(
-        "lognormal:mean=1.5,sigma=0.8", description="Cloud delay model for simulation (name:key=value,...)"
+        "lognormal:mean=1.5,sigma=0.8", description="Simulated cloud delay of a replay (name:key=value,...)"
     )
     profiles: list[str] = Field(
         default_factory=lambda: [
@@ -208,20 +224,39 @@ class SpotVlmConfig(_Section):
     """Root of the configuration."""
 
     task: Literal["vqa", "caption", "grounding"] = Field("vqa", description="Task the edge answers")
-    prompt: str = Field("What is the state of the traffic light?", description="Task prompt for every frame")
+    prompt: str = Field(
+        "What is the state of the traffic light?", description="Task prompt asked of every frame"
+    )
     system_prompt: str = Field(
-        "You are the perception assistant of a robot. Answer briefly.", description="System prompt"
+        "You are the perception assistant of a robot. Answer briefly.",
+        description="System prompt of both models",
     )
     seed: int = Field(0, ge=0, description="Seed of every random choice (simulation, latency models)")
-    camera: CameraConfig = Field(default_factory=CameraConfig)
-    edge: ModelConfig = Field(default_factory=ModelConfig)
-    cloud: ModelConfig = Field(default_factory=_default_cloud_model)
-    keyframes: KeyframeConfig = Field(default_factory=KeyframeConfig)
-    context: ContextConfig = Field(default_factory=ContextConfig)
-    focus: FocusConfig = Field(default_factory=FocusConfig)
-    latency: LatencyConfig = Field(default_factory=LatencyConfig)
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    camera: CameraConfig = Field(
+        default_factory=CameraConfig, description="The camera input: topic, transport, QoS."
+    )
+    edge: ModelConfig = Field(
+        default_factory=ModelConfig, description="The edge SVLM, answering every frame."
+    )
+    cloud: ModelConfig = Field(
+        default_factory=_default_cloud_model, description="The cloud LVLM, answering keyframes late."
+    )
+    keyframes: KeyframeConfig = Field(
+        default_factory=KeyframeConfig, description="Which frames go to the cloud, and how they are sent."
+    )
+    context: ContextConfig = Field(
+        default_factory=ContextConfig, description="Context Replacement: late LVLM answers as SVLM history."
+    )
+    focus: FocusConfig = Field(
+        default_factory=FocusConfig, description="Visual Focus: the LVLM's regions steer the SVLM's view."
+    )
+    latency: LatencyConfig = Field(
+        default_factory=LatencyConfig, description="Simulated cloud delays (replay and evaluation)."
+    )
+    server: ServerConfig = Field(default_factory=ServerConfig, description="Limits of the LVLM server node.")
+    eval: EvalConfig = Field(
+        default_factory=EvalConfig, description="What `spotvlm eval` compares and scores."
+    )
 
     @field_validator("cloud", mode="before")
     @classmethod
