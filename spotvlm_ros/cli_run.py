@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,39 @@ def _one_thread_for_tiny_models(config: SpotVlmConfig) -> None:
         torch.set_num_threads(1)
 
 
+class RunLines:
+    """One line on stderr per finished evaluation run (mode, profile, task item), for logs and CI."""
+
+    def __init__(self, description: str, runs: int, draws: int):
+        self.description, self.runs, self.draws = description, runs, draws
+        self.done = 0
+        self.started = time.monotonic()
+
+    def __call__(self, run: Any) -> None:
+        self.done += 1
+        draw = f" draw {run.draw + 1}/{self.draws}" if self.draws > 1 else ""
+        print(
+            f"{self.description}: run {self.done}/{self.runs} done: mode {run.mode}, profile {run.profile}"
+            f"{draw}, {run.item.key}: score {run.score:.3f} ({time.monotonic() - self.started:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 @contextmanager
-def _progress(description: str, total: int, enabled: bool) -> Iterator[Any]:
-    """A rich progress bar on stderr; yields ``advance(n)``."""
+def _progress(
+    description: str, total: int, enabled: bool, runs: int = 0, draws: int = 1
+) -> Iterator[tuple[Callable[[int], None] | None, Callable[[Any], None] | None]]:
+    """Progress on stderr; yields ``(advance(n), on_run(run))``, either may be None.
+
+    A terminal gets a rich bar advanced per camera message; anything else (a pipe, a file, CI) gets one
+    line per finished run, where a bar would print nothing until the end.
+    """
     if not enabled:
-        yield None
+        yield None, None
+        return
+    if not sys.stderr.isatty():
+        yield None, RunLines(description, runs, draws)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -94,7 +123,7 @@ def _progress(description: str, total: int, enabled: bool) -> Iterator[Any]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+        yield (lambda n: progress.advance(task, n)), None
 
 
 def _failure(command: str, err: BaseException) -> int:
@@ -153,8 +182,10 @@ def run_evaluation(
     from .runtime.eval.report import markdown_report, print_tables, results_json, summary_rows
     from .runtime.eval.runner import run_eval
 
-    with _progress(f"eval {setup.bag.name}", setup.frames * setup.runs, progress) as advance:
-        results = run_eval(setup, edge, cloud, advance=advance)
+    total = setup.frames * setup.runs
+    reporting = _progress(f"eval {setup.bag.name}", total, progress, setup.runs, setup.plan.draws)
+    with reporting as (advance, on_run):
+        results = run_eval(setup, edge, cloud, advance=advance, on_run=on_run)
     rows = summary_rows(results)
     print_tables(results, rows)
     out.mkdir(parents=True, exist_ok=True)
@@ -344,7 +375,7 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
         "--draws", type=int, default=1, help="delay sequences per profile, averaged in the summary (1)"
     )
     ev.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
     ev.set_defaults(func=cmd_eval)
 
@@ -365,6 +396,6 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (out/demo)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
     demo.set_defaults(func=cmd_demo)

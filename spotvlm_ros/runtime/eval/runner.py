@@ -214,8 +214,12 @@ def run_eval(
     edge_backend: VlmBackend,
     cloud_backend: VlmBackend,
     advance: Callable[[int], None] | None = None,
+    on_run: Callable[[RunResult], None] | None = None,
 ) -> EvalResults:
-    """Run every profile x item x mode of ``setup``; ``advance(n)`` reports camera messages done."""
+    """Run every profile x item x mode of ``setup``.
+
+    ``advance(n)`` reports camera messages done, ``on_run(run)`` each run as soon as it finishes.
+    """
     config, plan = setup.config, setup.plan
     edge = edge_backend if isinstance(edge_backend, MemoBackend) else MemoBackend(edge_backend)
     cloud = cloud_backend if isinstance(cloud_backend, MemoBackend) else MemoBackend(cloud_backend)
@@ -237,6 +241,8 @@ def run_eval(
                 for mode in plan.modes:
                     run = _run_one(setup, profile, index, draw, item, mode, edge, cloud, progress)
                     results.runs.append(run)
+                    if on_run is not None:
+                        on_run(run)
     results.model_calls = {
         "edge": {
             "calls": edge.hits + edge.misses - edge_before,
