@@ -1,6 +1,6 @@
 # SpotVLM developer commands. `make test` and `make demo` create .venv on first use.
-# torch==2.13.0 (CPU) is installed first and pinned through constraints.txt, so nothing pulls a newer
-# (CUDA) torch afterwards.
+# torch==2.13.0 (CPU) is installed first. constraints.txt pins every dependency to the versions last
+# tested (torch included, so nothing pulls a newer CUDA torch); `make lock` refreshes it on purpose.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +9,10 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.spotvlm-installed
 EXTRAS ?= ml,viz,test
 
-.PHONY: venv test demo lint bench clean
+LOCK_VENV ?= .venv-lock
+LOCK_EXTRAS ?= ml,viz,test,docs
+
+.PHONY: venv test test-all demo lint bench lock clean
 
 venv: $(STAMP)
 
@@ -22,6 +25,20 @@ $(STAMP): setup.py constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest -q test
 
+test-all: $(STAMP)  # the slow tests too (see docs/development.md for what the slow marker holds)
+	$(PY) -m pytest -q -m "" test
+
+# Newest versions setup.py allows, in a throwaway venv, frozen into constraints.txt (torch stays 2.13.0).
+# Then run `make clean test` on them before committing the new constraints.txt.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(LOCK_VENV)/bin/python -m pip install -q -e ".[$(LOCK_EXTRAS)]"
+	$(LOCK_VENV)/bin/python -m pip freeze --exclude-editable \
+		| sed -e 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > constraints.txt
+	rm -rf $(LOCK_VENV)
+
 demo: $(STAMP)
 	$(VENV)/bin/spotvlm demo
 
@@ -33,4 +50,4 @@ bench: $(STAMP)
 	$(VENV)/bin/spotvlm bench all --out out/bench
 
 clean:
-	rm -rf $(VENV) out build install log .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) out build install log .pytest_cache .ruff_cache

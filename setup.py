@@ -36,6 +36,7 @@ setup(
         "httpx>=0.27",
         "rouge-score>=0.1.2",
         "sacrebleu>=2.3",
+        "pyarrow>=14",
         "setuptools",
     ],
     extras_require={
@@ -49,7 +50,7 @@ setup(
         ],
         "viz": ["matplotlib>=3.7", "mcap>=1.1", "mcap-ros2-support>=0.5"],
         "test": [
-            "pytest>=8",
+            "pytest>=8,<9",  # ROS 2 Jazzy's launch_testing plugin needs pytest < 9
             "hypothesis>=6.100",
             "catkin_pkg>=1.0",
             "ruff>=0.6",

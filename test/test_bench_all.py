@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+from time_scale import scaled
+
 from spotvlm_ros.bench import bench_line, meets_target, parse_bench_line
 
 
@@ -34,7 +36,7 @@ def test_bench_all_writes_summary(tmp_path):
         [sys.executable, "-m", "spotvlm_ros.cli", "bench", "all", "--only", "replay", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=scaled(600),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert parse_bench_line(proc.stdout)[0] == "all"

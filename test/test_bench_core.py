@@ -8,6 +8,7 @@ import sys
 
 import cv2
 import numpy as np
+from time_scale import scaled
 
 from spotvlm_ros.bench.core import main, panned_view, textured_frame
 
@@ -17,7 +18,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "spotvlm_ros.cli", "bench", "core", *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=scaled(600),
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from time_scale import scaled
+
 
 def _run(*args: str):
     return subprocess.run(
-        [sys.executable, "-m", "spotvlm_ros.cli", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "spotvlm_ros.cli", *args], capture_output=True, text=True, timeout=scaled(600)
     )
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from time_scale import scaled
+
 import spotvlm_ros.core as core
 
 BLOCKER = """
@@ -28,7 +30,9 @@ print(len(mods))
 
 
 def test_core_imports_with_heavy_packages_blocked():
-    proc = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKER], capture_output=True, text=True, timeout=scaled(120)
+    )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.strip()) >= 3
 

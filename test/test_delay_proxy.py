@@ -8,10 +8,11 @@ import threading
 import time
 
 import pytest
+from time_scale import scaled
 
 from spotvlm_ros.testing.delay_proxy import DelayProxy
 
-FAST_S = 0.25  # an undelayed loopback round trip, with slack for a loaded CI machine
+FAST_S = scaled(0.25)  # an undelayed loopback round trip, with slack for a loaded CI machine
 
 
 class _EchoHandler(socketserver.BaseRequestHandler):
@@ -155,7 +156,7 @@ def test_drop_connections_resets_open_ones(proxy):
         assert proxy.drop_connections() == 1
         _, how = _recv_all(sock)
     assert how in ("reset", "eof")
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + scaled(2)
     while proxy.stats().active and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proxy.stats().active == 0

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from time_scale import scaled
 
 from spotvlm_ros.runtime.make_bag import make_synthetic_bag
 
@@ -15,7 +16,11 @@ ZERO = ["--set", "edge.backend=zero", "--set", "cloud.backend=zero"]
 
 def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "spotvlm_ros.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+        [sys.executable, "-m", "spotvlm_ros.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=scaled(300),
+        cwd=cwd,
     )
 
 

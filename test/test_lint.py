@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from time_scale import scaled
 
 TARGETS = ["spotvlm_ros", "launch", "test", "setup.py"]
 
@@ -22,6 +23,6 @@ def test_ruff(repo_root, command):
         cwd=repo_root,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

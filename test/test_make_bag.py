@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from time_scale import scaled
 
 from spotvlm_ros.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
 from spotvlm_ros.core.annotations import load_annotations
@@ -88,7 +89,7 @@ def test_help_is_followable():
         [sys.executable, "-m", "spotvlm_ros.cli", "make-bag", "--help"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
     )
     assert proc.returncode == 0
     for words in ("annotations.jsonl", "--transport", "--clips", "exit codes", "example: spotvlm make-bag"):

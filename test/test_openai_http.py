@@ -123,7 +123,7 @@ def test_timeout_through_delay_proxy_then_recovery(served, make_backend):
         start = time.monotonic()
         with pytest.raises(RequestTimeoutError, match="timeout_s=0.6"):
             backend.generate(chat(), [frame()])
-        assert 0.6 <= time.monotonic() - start < 2.0
+        assert 0.6 <= time.monotonic() - start < 0.6 + scaled(2.0)
         proxy.set_delay(downstream_s=0.0)
         assert isinstance(backend.generate(chat(), [frame()]).text, str)
 
@@ -135,7 +135,7 @@ def test_stalled_link_times_out(served, make_backend):
         start = time.monotonic()
         with pytest.raises(RequestTimeoutError):
             backend.generate(chat(), [frame()])
-        assert time.monotonic() - start < 2.0
+        assert time.monotonic() - start < 0.5 + scaled(2.0)
 
 
 def test_server_killed_mid_request_fails_fast(llava_dir, make_backend):
@@ -281,7 +281,7 @@ def test_retry_never_outlives_the_timeout(fault_server, make_backend):
     start = time.monotonic()
     with pytest.raises(BackendError, match="no time left"):
         backend.generate(chat(), [frame()])
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < scaled(1.0)
 
 
 def test_connection_refused_retried_then_clear_error(make_backend):
@@ -289,7 +289,7 @@ def test_connection_refused_retried_then_clear_error(make_backend):
     start = time.monotonic()
     with pytest.raises(BackendError, match="cannot connect .*gave up after 3 attempts"):
         backend.generate(chat(), [frame()])
-    assert 0.6 <= time.monotonic() - start < 3.0
+    assert 0.6 <= time.monotonic() - start < scaled(5.0)
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -319,27 +319,27 @@ def test_truncated_answer_is_an_error(fault_server, make_backend):
 
 
 def test_cancel_drops_the_in_flight_request(fault_server, make_backend):
-    fault_server.default = Reply.ok("late", delay_s=3.0)
-    backend = make_backend(fault_server.base_url)
+    fault_server.default = Reply.ok("late", delay_s=scaled(30.0))
+    backend = make_backend(fault_server.base_url, timeout_s=scaled(60.0))
     thread, outcome = _in_thread(lambda: backend.generate(chat(), [frame()], request_id="stale"))
     while not fault_server.requests:
         time.sleep(0.01)
     assert backend.cancel("other") == 0
     cancelled_at = time.monotonic()
     assert backend.cancel("stale") == 1
-    thread.join(timeout=2)
+    thread.join(timeout=scaled(10.0))
     assert isinstance(outcome.get("error"), RequestCancelledError)
-    assert outcome["end"] - cancelled_at < 1.0  # the server would answer after 3 s
+    assert outcome["end"] - cancelled_at < scaled(10.0)  # the server would answer after scaled(30) s
 
 
 def test_close_cancels_and_refuses_new_requests(fault_server, make_backend):
-    fault_server.default = Reply.ok("late", delay_s=3.0)
-    backend = make_backend(fault_server.base_url)
+    fault_server.default = Reply.ok("late", delay_s=scaled(30.0))
+    backend = make_backend(fault_server.base_url, timeout_s=scaled(60.0))
     thread, outcome = _in_thread(lambda: backend.generate(chat(), [frame()]))
     while not fault_server.requests:
         time.sleep(0.01)
     backend.close()
-    thread.join(timeout=2)
+    thread.join(timeout=scaled(10.0))
     assert isinstance(outcome.get("error"), RequestCancelledError)
     with pytest.raises(BackendError, match="closed"):
         backend.generate(chat(), [frame()])
@@ -355,7 +355,7 @@ def tls_context(tmp_path_factory):
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
          "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        check=True, capture_output=True, timeout=scaled(60),
     )  # fmt: skip
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

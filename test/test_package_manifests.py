@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 from catkin_pkg.package import parse_package
+from time_scale import scaled
 
 ROOT_DEPENDS = {
     "rclpy",
@@ -83,7 +84,7 @@ def test_colcon_finds_both_packages_with_both_paths(repo_root):
         capture_output=True,
         text=True,
         check=True,
-        timeout=60,
+        timeout=scaled(60),
     ).stdout
     found = {line.split()[0]: line.split()[2] for line in out.splitlines() if line.strip()}
     assert found.get("spotvlm_ros") == "(ros.ament_python)", out

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from reliability_support import gradient_frames
+from time_scale import scaled
 
 from spotvlm_ros.core.config import ModelConfig, config_from_dict
 from spotvlm_ros.core.messages import query_goal
@@ -135,7 +136,7 @@ def run_edges(server_url: str, model: str, edges: int, cap: int, workers: int, s
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=30)
+            thread.join(timeout=scaled(30))
         server.pool.shutdown(wait=True)
     finally:
         backend.close()

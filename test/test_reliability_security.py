@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_support import Phases, read_records, write_bag
+from time_scale import scaled
 
 from spotvlm_ros.core.config import ConfigError, ModelConfig, config_from_dict, load_config
 from spotvlm_ros.core.messages import query_goal
@@ -116,7 +117,7 @@ def test_decompression_bomb_rejected_from_its_header_before_decoding():
     started = time.perf_counter()
     reason = svc.admit(goal(png.tobytes(), image_format="png"))
     assert "12000x12000 pixels exceeds server.max_image_pixels" in reason
-    assert time.perf_counter() - started < 0.1 and svc.running == 0  # nothing was decoded or reserved
+    assert time.perf_counter() - started < scaled(0.5) and svc.running == 0  # nothing was decoded or reserved
 
 
 def test_out_of_range_max_new_tokens_rejected_with_a_reason():
