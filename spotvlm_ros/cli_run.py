@@ -171,6 +171,7 @@ def _eval_plan(args: argparse.Namespace, questions: Sequence[str] = ()) -> Any:
         questions=_csv(args.questions) if getattr(args, "questions", "") else list(questions),
         max_frames=getattr(args, "max_frames", 0) or 0,
         draws=getattr(args, "draws", 1),
+        per_frame=getattr(args, "per_frame", False),
     )
 
 
@@ -195,8 +196,14 @@ def run_evaluation(
         markdown_report(results, rows, [*header, *models], [str(p) for p in written])
     )
     extra = {"edge_model": edge.name, "cloud_model": cloud.name, "notes": list(header)}
+    outputs = {"report": out / "report.md", "results": out / "results.json", "plots": written, "rows": rows}
+    if setup.plan.per_frame:
+        from .runtime.eval.per_frame_report import write_per_frame
+
+        extra |= write_per_frame(results, out)
+        outputs["frames"] = out / "frames.parquet"
     (out / "results.json").write_text(results_json(results, rows, extra))
-    return {"report": out / "report.md", "results": out / "results.json", "plots": written, "rows": rows}
+    return outputs
 
 
 @contextmanager
@@ -218,6 +225,12 @@ def _backends(config: SpotVlmConfig) -> Iterator[tuple[Any, Any]]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     config = _config(args)
+    from .cli_drivelm import cmd_eval_drivelm, wants_drivelm
+
+    if wants_drivelm(args):
+        return cmd_eval_drivelm(args, config, _backends, _runtime_errors)
+    if args.jobs != 1:
+        raise ConfigError("--jobs applies to bags with DriveLM ground truth (see docs/drivelm.md)")
     from .runtime.eval.runner import EvalError, prepare_eval
 
     try:
@@ -232,6 +245,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except _runtime_errors() as err:
         return _failure("eval", err)
     print(f"report: {outputs['report']}\nnumbers: {outputs['results']}")
+    if "frames" in outputs:
+        print(f"per-frame records: {outputs['frames']}")
     for path in outputs["plots"]:
         print(f"plot: {path}")
     return EXIT_OK
@@ -363,7 +378,9 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
     ev.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder (out/eval)")
     ev.add_argument("--modes", default="", help="comma-separated modes (default: eval.modes)")
-    ev.add_argument("--tasks", default="", help="comma-separated tasks: vqa,caption,grounding (eval.tasks)")
+    ev.add_argument(
+        "--tasks", default="", help="comma-separated tasks: vqa,caption,grounding (eval.tasks), or drivelm"
+    )
     ev.add_argument(
         "--profile", action="append", metavar="SPEC", help="latency profile (repeatable; latency.profiles)"
     )
@@ -373,6 +390,19 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--max-frames", type=int, default=0, help="camera messages per run (eval.max_frames)")
     ev.add_argument(
         "--draws", type=int, default=1, help="delay sequences per profile, averaged in the summary (1)"
+    )
+    ev.add_argument(
+        "--per-frame",
+        action="store_true",
+        help="also write OUT/frames.parquet (every scored frame's answer, correctness, context, focus) "
+        "and the switch oracle",
+    )
+    ev.add_argument(
+        "--jobs", type=int, default=1, help="DriveLM: drives evaluated in parallel worker processes (1)"
+    )
+    ev.add_argument("--groups", default="", help="DriveLM: comma-separated question groups (default: all)")
+    ev.add_argument(
+        "--per-group", type=int, default=0, help="DriveLM: first N questions per group and frame (0 = all)"
     )
     ev.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ev.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")

@@ -200,7 +200,8 @@ def evaluate_modes(config: SpotVlmConfig, bag: Path, plan_args: dict[str, Any], 
 
 
 def write_outputs(results: Any, out: Path, header: list[str], extra: dict[str, Any]) -> dict[str, Any]:
-    """Print the tables; write report.md, results.json and the plots into ``out``."""
+    """Print the tables; write report.md, results.json, the plots and the per-frame records into ``out``."""
+    from ..runtime.eval.per_frame_report import write_per_frame
     from ..runtime.eval.plots import write_plots
     from ..runtime.eval.report import markdown_report, print_tables, results_json, summary_rows
 
@@ -209,8 +210,9 @@ def write_outputs(results: Any, out: Path, header: list[str], extra: dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(results, rows, out)
     (out / "report.md").write_text(markdown_report(results, rows, header, [str(p) for p in plots]))
+    extra = extra | write_per_frame(results, out)
     (out / "results.json").write_text(results_json(results, rows, extra))
-    return {"rows": rows, "plots": plots, "report": out / "report.md"}
+    return {"rows": rows, "plots": plots, "report": out / "report.md", "oracle": extra["switch_oracle"]}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -297,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "questions": [q.strip() for q in args.questions.split(",") if q.strip()],
             "max_frames": args.frames,
             "draws": args.draws,
+            "per_frame": True,
         }
         setup = prepare_eval(bag, config, EvalPlan(modes=list(MODES), **plan_args))
         header = [

@@ -56,6 +56,7 @@ class RunResult:
     cloud: dict[str, Any]
     latencies_s: list[float] = field(default_factory=list)
     age_timeline: list[tuple[float, float]] = field(default_factory=list)
+    frames: Any = field(default=None, repr=False)  # per-frame rows (pyarrow Table) when asked for
 
     @property
     def score(self) -> float:
@@ -103,6 +104,12 @@ class EvalResults:
             if r.profile == profile and r.item == item and r.mode == mode and r.draw == draw
         )
 
+    def frames_table(self) -> Any:
+        """The per-frame rows of every run as one pyarrow Table (empty when none were recorded)."""
+        from .frames import concat
+
+        return concat(r.frames for r in self.runs)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "bag": self.bag,
@@ -127,6 +134,7 @@ class EvalPlan:
     questions: Sequence[str] = ()
     max_frames: int = 0
     draws: int = 1  # delay sequences per profile (the summary averages them)
+    per_frame: bool = False  # keep per-frame records (see :mod:`.frames`)
 
     def resolve(self, config: SpotVlmConfig) -> EvalPlan:
         modes = list(self.modes or config.eval.modes)
@@ -144,6 +152,7 @@ class EvalPlan:
             questions=list(self.questions),
             max_frames=self.max_frames or config.eval.max_frames,
             draws=self.draws,
+            per_frame=self.per_frame,
         )
 
 
@@ -336,11 +345,27 @@ def _run_one(
     records = sorted(log.answered, key=lambda r: r.stamp_ns)
     held = held_answers(sorted(log.frames), records)
     latencies = [r.latency_s for r in records]
+    profile_mean_s = float(latency.mean_s) + config.cloud.step_time_s
+    frames = None
+    if plan.per_frame:
+        from .frames import frame_table
+
+        frames = frame_table(
+            profile=profile,
+            profile_mean_s=profile_mean_s,
+            draw=draw,
+            mode=mode,
+            item=item,
+            annotations=setup.annotations,
+            held=held,
+            own=(r.stamp_ns for r in records),
+            contexts=(c.result for c in log.contexts),
+        )
     return RunResult(
         profile=profile,
         profile_index=profile_index,
         draw=draw,
-        profile_mean_s=float(latency.mean_s) + config.cloud.step_time_s,
+        profile_mean_s=profile_mean_s,
         mode=mode,
         item=item,
         metrics=score_item(item, setup.annotations, held),
@@ -350,4 +375,5 @@ def _run_one(
         cloud=merge_cloud_use(cloud_parts),
         latencies_s=latencies,
         age_timeline=[((r.stamp_ns - origin) / NS_PER_S, r.answer.context_age_s) for r in records],
+        frames=frames,
     )
