@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .bench import BENCHMARKS
+from .cli_import import add_import_command
 from .cli_run import add_run_commands
 from .core.config import ConfigError, load_config, to_ros_params
 from .training.command import add_train_command
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_cmd_bench)
 
     _add_make_bag(sub)
+    add_import_command(sub)  # import-drivelm
 
     show = sub.add_parser("config", help="validate a config file and print every parameter")
     show.add_argument("config", type=Path, nargs="?", default=None, help="YAML config to validate")

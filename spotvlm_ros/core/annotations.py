@@ -14,6 +14,25 @@ field but ``stamp_ns`` is optional. Question ids let an evaluation ask one quest
 ``sequence`` names the independent recording a frame belongs to, for bags made of several recordings back
 to back (the synthetic bags' clips): an evaluation starts afresh where it changes, as a new drive would,
 so a late answer about one recording is never context for the next. Without it the bag is one recording.
+
+Multi-camera and DriveLM ground truth (``spotvlm import-drivelm``) adds optional fields::
+
+    {"cameras": {"CAM_FRONT": 1533280036162460000, "CAM_BACK": 1533280036187525000},
+     "vqa": [{"id": "planning-1", "group": "planning",
+              "question": "What actions ... based on <c1,CAM_FRONT,714.3,503.6>?",
+              "answer": "The action is to brake ...", "metrics": ["language"],
+              "options": ["Stopped.", "Back up.", "Turn left.", "Going ahead."],
+              "objects": [{"tag": "<c1,CAM_FRONT,714.3,503.6>", "id": "c1", "camera": "CAM_FRONT",
+                           "center": [714.3, 503.6], "box": [624.3, 469.4, 814.8, 537.8]}]}],
+     "grounding": [{"id": "c1", "query": "Red car.", "label": "Vehicle", "camera": "CAM_FRONT",
+                    "box": [624.3, 469.4, 814.8, 537.8]}]}
+
+``cameras`` gives each camera's stamp of the instant (the line's ``stamp_ns`` is one of them). A VQA item's
+``group`` (DriveLM: perception, prediction, planning, behavior) marks it as a question of that one frame,
+not one asked across frames; ``options`` are the choices of a multiple-choice question (letters A, B, ...
+in order, the answer is a letter); ``metrics`` name how it is scored (accuracy, language, match, gpt);
+``objects`` are the objects its answer refers to, each with its camera and 2D box (``box`` absent when
+the source has no box for it). A grounding item's ``camera`` is the camera its box is in.
 """
 
 from __future__ import annotations
@@ -35,10 +54,66 @@ class AnnotationError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """An object a text refers to: its tag as written, id, camera, centre and 2D box (when known)."""
+
+    tag: str
+    id: str
+    camera: str
+    center: tuple[float, float]
+    box: Box | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "tag": self.tag,
+            "id": self.id,
+            "camera": self.camera,
+            "center": list(self.center),
+        }
+        if self.box is not None:
+            data["box"] = list(self.box.as_tuple())
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ObjectRef:
+        x, y = (float(v) for v in data["center"])
+        box = _box(data["box"]) if data.get("box") is not None else None
+        return cls(str(data["tag"]), str(data["id"]), str(data["camera"]), (x, y), box)
+
+
+@dataclass(frozen=True, slots=True)
 class VqaItem:
     id: str
     question: str
     answer: str
+    group: str = ""
+    options: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    objects: tuple[ObjectRef, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "question": self.question, "answer": self.answer}
+        if self.group:
+            data["group"] = self.group
+        if self.options:
+            data["options"] = list(self.options)
+        if self.metrics:
+            data["metrics"] = list(self.metrics)
+        if self.objects:
+            data["objects"] = [o.to_json() for o in self.objects]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VqaItem:
+        return cls(
+            str(data["id"]),
+            str(data["question"]),
+            str(data["answer"]),
+            str(data.get("group", "")),
+            tuple(str(o) for o in data.get("options", ())),
+            tuple(str(m) for m in data.get("metrics", ())),
+            tuple(ObjectRef.from_json(o) for o in data.get("objects", ())),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +122,7 @@ class GroundingItem:
     query: str
     label: str
     box: Box
+    camera: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +134,7 @@ class FrameAnnotation:
     caption: str = ""
     grounding: tuple[GroundingItem, ...] = ()
     sequence: str = ""
+    cameras: tuple[tuple[str, int], ...] = ()
 
     def answer(self, question_id: str) -> str | None:
         return next((q.answer for q in self.vqa if q.id == question_id), None)
@@ -71,16 +148,19 @@ class FrameAnnotation:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"stamp_ns": self.stamp_ns}
         if self.vqa:
-            data["vqa"] = [{"id": q.id, "question": q.question, "answer": q.answer} for q in self.vqa]
+            data["vqa"] = [q.to_json() for q in self.vqa]
         if self.caption:
             data["caption"] = self.caption
         if self.grounding:
             data["grounding"] = [
                 {"id": g.id, "query": g.query, "label": g.label, "box": list(g.box.as_tuple())}
+                | ({"camera": g.camera} if g.camera else {})
                 for g in self.grounding
             ]
         if self.sequence:
             data["sequence"] = self.sequence
+        if self.cameras:
+            data["cameras"] = dict(self.cameras)
         return data
 
     @classmethod
@@ -88,17 +168,32 @@ class FrameAnnotation:
         stamp = data["stamp_ns"]
         if not isinstance(stamp, int) or stamp < 0:
             raise ValueError(f"stamp_ns must be a non-negative integer, got {stamp!r}")
-        vqa = tuple(VqaItem(str(q["id"]), str(q["question"]), str(q["answer"])) for q in data.get("vqa", []))
-        grounding = []
-        for g in data.get("grounding", []):
-            coords = [float(v) for v in g["box"]]
-            if len(coords) != 4:
-                raise ValueError(f"box needs 4 numbers, got {g['box']!r}")
-            box = Box(*coords)
-            if not box.is_valid(min_size=0.0):
-                raise ValueError(f"invalid box {g['box']!r}")
-            grounding.append(GroundingItem(str(g["id"]), str(g["query"]), str(g.get("label", "")), box))
-        return cls(stamp, vqa, str(data.get("caption", "")), tuple(grounding), str(data.get("sequence", "")))
+        vqa = tuple(VqaItem.from_json(q) for q in data.get("vqa", []))
+        grounding = tuple(
+            GroundingItem(
+                str(g["id"]),
+                str(g["query"]),
+                str(g.get("label", "")),
+                _box(g["box"]),
+                str(g.get("camera", "")),
+            )
+            for g in data.get("grounding", [])
+        )
+        cameras = tuple((str(name), int(value)) for name, value in dict(data.get("cameras", {})).items())
+        return cls(
+            stamp, vqa, str(data.get("caption", "")), grounding, str(data.get("sequence", "")), cameras
+        )
+
+
+def _box(value: Any) -> Box:
+    """A ``[x1, y1, x2, y2]`` list as a valid :class:`Box` (ValueError otherwise)."""
+    coords = [float(v) for v in value]
+    if len(coords) != 4:
+        raise ValueError(f"box needs 4 numbers, got {value!r}")
+    box = Box(*coords)
+    if not box.is_valid(min_size=0.0):
+        raise ValueError(f"invalid box {value!r}")
+    return box
 
 
 @dataclass
