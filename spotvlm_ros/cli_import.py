@@ -24,7 +24,7 @@ def cmd_import_drivelm(args: argparse.Namespace) -> int:
         summary = import_drivelm.import_drivelm(
             args.qa_json, args.images, args.out, cameras=cameras, storage=args.storage, nuscenes=args.nuscenes
         )
-    except (DriveLmError, FileExistsError) as err:
+    except DriveLmError as err:
         print(f"spotvlm import-drivelm: {err}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:

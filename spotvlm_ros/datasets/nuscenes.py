@@ -50,11 +50,11 @@ def load_sample_data(dataroot: str | Path) -> dict[str, dict[str, Any]]:
 def sweep_images(
     dataroot: str | Path, frames: Sequence[KeyFrame], cameras: Sequence[str]
 ) -> list[CameraImage]:
-    """Every camera image between each scene's first and last key frame that is not a key frame image."""
+    """Every camera image between each scene's first and last key frame that is not a DriveLM key frame's."""
     root = Path(dataroot)
     by_file = load_sample_data(root)
     by_token = {r["token"]: r for r in by_file.values()}
-    keyed = {image.path.resolve() for frame in frames for image in frame.images}
+    keyed = {(image.camera, image.stamp_ns) for frame in frames for image in frame.images}
     sweeps: list[CameraImage] = []
     scenes: dict[str, list[KeyFrame]] = {}
     for frame in frames:
@@ -62,7 +62,7 @@ def sweep_images(
     for scene, scene_frames in scenes.items():
         for camera in cameras:
             chain = _chain(root, by_file, by_token, scene_frames, camera, f"scene {scene} {camera}")
-            sweeps += [image for image in chain if image.path.resolve() not in keyed]
+            sweeps += [image for image in chain if (image.camera, image.stamp_ns) not in keyed]
     return sweeps
 
 

@@ -108,7 +108,7 @@ def import_drivelm(
     if storage not in ("mcap", "sqlite3"):
         raise DriveLmError(f"storage must be 'mcap' or 'sqlite3', got {storage!r}")
     if out.exists():
-        raise FileExistsError(f"{out} exists already; choose a new output path")
+        raise DriveLmError(f"{out} exists already; choose a new output path")
     frames, sweeps, chosen = plan_import(qa_json, images_root, cameras, nuscenes)
     images = sorted([*iter_images(frames), *sweeps], key=lambda i: (i.stamp_ns, chosen.index(i.camera)))
     out.parent.mkdir(parents=True, exist_ok=True)
