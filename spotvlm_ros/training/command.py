@@ -23,8 +23,9 @@ towards the VQA answers and (SVLM) the runtime prompts; the shipped models were 
 
 OUT holds the data cache, checkpoint.pt (resume with --resume), train_log.jsonl/.csv (loss, lr,
 stage; held-out accuracy per question group at every evaluation) and, at the end, the exported
-model (OUT/model, or --export DIR): safetensors + processor + tokenizer + training_info.json,
-loadable with --set edge.backend=hf --set edge.model=DIR. --minutes counts training steps only
+model (OUT/model, or --export DIR): safetensors + processor + tokenizer + training_info.json (every
+phase's command, steps and accuracy) + train_log.csv (every phase's log, a phase column), loadable
+with --set edge.backend=hf --set edge.model=DIR. --minutes counts training steps only
 (not data building or evaluation). Expect about 2-3 CPU hours for the LVLM (minutes on a GPU)."""
 
 
@@ -92,7 +93,7 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: nice -n 10 spotvlm train-demo --role lvlm --minutes 150 --threads 2 "
-        "--out /work/train_runs/lvlm\n"
+        "--out runs/lvlm1\n"
         "exit codes: 0 trained and exported, 1 runtime failure, 2 usage error",
     )
     parser.add_argument("--role", choices=("lvlm", "svlm"), required=True, help="which model to train")

@@ -21,6 +21,7 @@ from ..core.config import SpotVlmConfig
 from ..core.context_store import ContextStore
 from ..core.prompt import ContextReplacement
 from ..core.types import NS_PER_S, LvlmResult
+from .phases import phase_summaries, portable_command, portable_path
 from .scenario import SCENARIO_SETTINGS
 
 if TYPE_CHECKING:
@@ -59,17 +60,18 @@ def write_training_info(
     """Write ``training_info.json`` into ``export_dir``.
 
     ``earlier_phases``: the info of the runs this one started from (``--init-from``), oldest first;
-    ``steps`` and ``training_minutes`` here count this phase only, ``total`` all of them.
+    ``steps`` and ``training_minutes`` here count this phase only, ``total`` all of them, and ``phases``
+    summarises every phase (:mod:`.phases`). Paths in the command are recorded relative.
     """
     phases = earlier_phases or []
     info = {
         "role": recipe.role,
         "seed": recipe.seed,
-        "command": options.command,
+        "command": portable_command(options.command),
         "steps": steps,
         "training_minutes": round(elapsed_s / 60.0, 2),
         "curriculum": options.curriculum,
-        "init_from": str(options.init_from) if options.init_from else None,
+        "init_from": portable_path(str(options.init_from)) if options.init_from else None,
         "earlier_phases": phases,
         "total": {
             "steps": steps + sum(int(p.get("steps", 0)) for p in phases),
@@ -89,6 +91,7 @@ def write_training_info(
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    info["phases"] = phase_summaries(phases, info)
     path = Path(export_dir) / INFO_FILE
     path.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     return path

@@ -13,7 +13,6 @@ trained model is exported with ``save_pretrained`` (safetensors) beside its proc
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,7 +25,6 @@ import torch
 from ..models.hf_local import HfLocalBackend
 from .checkpoint import (
     LOG_CSV,
-    LOG_JSONL,
     RunState,
     TrainLog,
     generator_state,
@@ -40,6 +38,7 @@ from .encoding import IGNORE_INDEX, collate
 from .evaluate import class_prior, evaluate
 from .export import INFO_FILE, read_training_info, write_training_info
 from .modeling import build_model, build_processor, load_model_dir, save_model_dir
+from .phases import combined_log
 from .recipe import TrainRecipe, recipe_for
 from .scenario import scenario_config
 from .vocab import train_demo_tokenizer
@@ -345,10 +344,13 @@ class Trainer:
 
     def export(self, export_dir: Path, accuracy: dict[str, float]) -> Path:
         """Save the model for ``from_pretrained`` with its processor, training info and log."""
+        earlier = self._earlier_phases()
+        init = Path(self.options.init_from) if earlier else None
+        log = combined_log(init, len(earlier), (self.run_dir / LOG_CSV).read_text())
         save_model_dir(self.model, self.processor, export_dir)
-        for name in (LOG_JSONL, LOG_CSV):
-            shutil.copyfile(self.run_dir / name, export_dir / name)
-        earlier = self._earlier_phases(export_dir)
+        (export_dir / LOG_CSV).write_text(log)
+        for folded in export_dir.glob("phase*_train_log.*"):  # older exports' per-phase logs, now in LOG_CSV
+            folded.unlink()
         write_training_info(
             export_dir,
             recipe=self.recipe,
@@ -364,21 +366,14 @@ class Trainer:
         self.say(f"exported the model to {export_dir}")
         return export_dir
 
-    def _earlier_phases(self, export_dir: Path) -> list[dict]:
-        """The training info of the phases before this one (``--init-from``), their logs copied beside."""
+    def _earlier_phases(self) -> list[dict]:
+        """The training info of the phases before this one (``--init-from``), oldest first."""
         init = self.options.init_from
         if init is None or not (Path(init) / INFO_FILE).is_file():
             return []
         info = read_training_info(Path(init))
-        phases = [*info.pop("earlier_phases", []), info]
-        phase = len(phases)
-        for name in (LOG_JSONL, LOG_CSV):
-            source = Path(init) / name
-            if source.is_file():
-                shutil.copyfile(source, export_dir / f"phase{phase}_{name}")
-        for earlier in sorted(Path(init).glob("phase*_train_log.*")):
-            shutil.copyfile(earlier, export_dir / earlier.name)
-        return phases
+        info.pop("phases", None)
+        return [*info.pop("earlier_phases", []), info]
 
 
 def train(options: TrainOptions, log: Log = print) -> TrainResult:
