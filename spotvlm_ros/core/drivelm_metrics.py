@@ -28,7 +28,7 @@ C_TAG = re.compile(r"<(c\d+),([A-Za-z_]+),(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)>")
 MATCH_DISTANCE_PX = 16.0
 """DriveLM's threshold on the L1 distance between two centres for a match."""
 GPT_NOT_COMPUTED = "DriveLM's GPT score is not computed (it needs a chat model as grader)"
-_LETTER_START = re.compile(r"^\(?([A-H])(?:[.):\s]|$)")
+_LETTER_START = re.compile(r"^\(?([A-H])(?:[.):]|$)")
 _LETTER_SAID = re.compile(r"\b(?:answer|option)\s+(?:is\s+)?\(?([A-H])\b")
 
 
