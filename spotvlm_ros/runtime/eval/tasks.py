@@ -45,7 +45,8 @@ def task_items(
     for stamp in sorted(annotations.items):
         frame = annotations.items[stamp]
         for q in frame.vqa:
-            vqa.setdefault(q.id, q.question)
+            if not q.group:  # grouped (DriveLM) questions belong to one frame: see .drivelm
+                vqa.setdefault(q.id, q.question)
         for g in frame.grounding:
             grounding.setdefault(g.id, (g.query, g.label))
         has_caption = has_caption or bool(frame.caption)
