@@ -271,5 +271,13 @@ def test_qwen2_5_vl_regions_map_from_the_model_input_to_frame_pixels(tiny_model_
 
 
 def test_each_family_reads_boxes_in_its_own_coordinates(backend) -> None:
-    expected = {"qwen2_5_vl": "qwen25_abs", "qwen2_vl": "qwen2_1000"}
+    expected = {
+        "qwen2_5_vl": "qwen25_abs",
+        "qwen2_vl": "qwen2_1000",
+        "qwen3_vl": "qwen2_1000",
+        "qwen3_vl_moe": "qwen2_1000",
+        "qwen3_5": "qwen2_1000",
+        "internvl": "qwen2_1000",
+        "gemma4": "gemini_yxyx_1000",
+    }
     assert backend.coord_format == expected.get(backend.model_type, "auto")

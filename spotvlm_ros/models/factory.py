@@ -65,5 +65,6 @@ def _hf_backend(config: ModelConfig, model_path: str, name: str) -> VlmBackend:
         max_new_tokens=config.max_new_tokens,
         image_max_side=config.image_max_side,
         prefix_cache=config.prefix_cache,
+        coord_format=config.coord_format,
         name=name,
     )

@@ -14,7 +14,9 @@ Understood syntaxes (searched in this order; the first that yields box candidate
 Location tokens carry their own grid. JSON and plain-list numbers do not; ``coord_format`` says how to
 read them (``"auto"``: all four in [0, 1] means normalized, else pixels of the model input image), and
 it overrides the 0-1000 grid of Qwen2-VL points too. ``"qwen25_abs"`` and ``"absolute"`` both mean
-pixels of the model input image, ``"paligemma_1024"`` reads y1, x1, y2, x2. Every box is
+pixels of the model input image, ``"qwen2_1000"`` a 0-1000 grid relative to the image (Qwen2-VL,
+Qwen3-VL, Qwen3.5, InternVL), ``"gemini_yxyx_1000"`` y1, x1, y2, x2 on that grid (Gemma 4 ``box_2d``),
+``"paligemma_1024"`` reads y1, x1, y2, x2. Every box is
 mapped to pixels of the original image (``model_input_size`` is the size the model saw, for absolute
 coordinates), corners are ordered, the box is clipped to the image, and non-finite or degenerate
 (< 1 px) boxes are dropped. :func:`parse_regions` never raises: on garbage it returns no regions and
@@ -36,6 +38,7 @@ COORD_FORMATS = (
     "auto",
     "qwen25_abs",
     "qwen2_1000",
+    "gemini_yxyx_1000",
     "florence_1000",
     "paligemma_1024",
     "normalized",
@@ -93,13 +96,24 @@ class _Candidate:
     score: float = 1.0
 
 
-def grounding_instruction(label_hint: str = "") -> str:
-    """Text appended to the last user turn when regions are wanted (Qwen2.5-VL JSON convention)."""
+_INSTRUCTION_FORMS = {
+    "qwen2_1000": ('"bbox_2d": [x1, y1, x2, y2]', "with coordinates on a 0-1000 grid relative to the image"),
+    "gemini_yxyx_1000": ('"box_2d": [y1, x1, y2, x2]', "with coordinates normalized to 0-1000"),
+}
+
+
+def grounding_instruction(label_hint: str = "", coord_format: str = "auto") -> str:
+    """Text appended to the last user turn when regions are wanted, in the family's own box convention.
+
+    Families with a 0-1000 grid are asked for it (they were trained on it); all others get the Qwen2.5-VL
+    form, pixel coordinates of the image.
+    """
     target = label_hint.strip() or "each object relevant to the question"
-    return (
-        f"Also locate {target} in the image. Output the regions as JSON: "
-        '[{"bbox_2d": [x1, y1, x2, y2], "label": "<name>"}] with pixel coordinates of the image.'
+    box, unit = _INSTRUCTION_FORMS.get(
+        coord_format, ('"bbox_2d": [x1, y1, x2, y2]', "with pixel coordinates of the image")
     )
+    regions = f'[{{{box}, "label": "<name>"}}]'
+    return f"Also locate {target} in the image. Output the regions as JSON: {regions} {unit}."
 
 
 def parse_regions(
@@ -166,6 +180,8 @@ def _to_pixels(cand: _Candidate, size: tuple[int, int], input_size: tuple[int, i
     elif cand.grid == "florence_1000":  # bins 0..999, bin centre
         x1, y1 = (a + 0.5) / 1000 * width, (b + 0.5) / 1000 * height
         x2, y2 = (c + 0.5) / 1000 * width, (d + 0.5) / 1000 * height
+    elif cand.grid == "gemini_yxyx_1000":
+        x1, y1, x2, y2 = b / 1000 * width, a / 1000 * height, d / 1000 * width, c / 1000 * height
     elif cand.grid == "qwen2_1000":
         x1, y1, x2, y2 = a / 1000 * width, b / 1000 * height, c / 1000 * width, d / 1000 * height
     elif cand.grid == "normalized":

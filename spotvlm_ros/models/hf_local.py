@@ -1,15 +1,21 @@
 """A local Hugging Face transformers VLM: ``AutoModelForImageTextToText`` + processor + chat template.
 
-Works for every model whose chat template accepts images: Qwen2/2.5-VL (through the image-only processor
-of :mod:`.qwen_processor` when torchvision is missing), SmolVLM / Idefics3, LLaVA and others. Batch of
-one, greedy decoding, CPU or CUDA. The KV cache of the unchanged prompt prefix (system prompt and
-context history, up to the first image) is reused across frames (:mod:`.prefix_cache`).
+Works for every model whose chat template accepts images: Qwen2/2.5-VL, Qwen3-VL, Qwen3.5, Gemma 4,
+InternVL and SmolVLM2 (through the image-only processor of :mod:`.qwen_processor` when torchvision is
+missing), SmolVLM / Idefics3, LLaVA and others. Batch of one, greedy decoding, CPU or CUDA. The family
+table (:mod:`.families`) gives the box convention (an explicit ``coord_format`` wins), chat-template
+arguments and whether prefix reuse is exact; the convention in force is logged once at start. The KV
+cache of the unchanged prompt prefix (system prompt and context history, up to the first image) is
+reused across frames (:mod:`.prefix_cache`) where that is exact, and switched off with the reason logged
+where it is not.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -21,16 +27,24 @@ import numpy as np
 import torch
 from jinja2 import TemplateError
 from transformers import AutoConfig, AutoModelForImageTextToText, StoppingCriteriaList
+from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from .base import BackendError, ChatMessage, Generation, GenerationCancelled, StopCheck, TextCallback
-from .grounding import grounding_instruction, parse_regions
+from .families import ModelFamily, family_for_model_type, log_convention, resolve_convention
+from .grounding import COORD_FORMATS, grounding_instruction, parse_regions
 from .hf_streaming import StopWhen, TextProgress
 from .prefix_cache import PrefixKvCache, reusable_prefix_length
 from .qwen_processor import load_processor
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-# How each family writes box coordinates (see grounding.COORD_FORMATS); others: "auto"
-COORD_FORMATS = {"qwen2_5_vl": "qwen25_abs", "qwen2_vl": "qwen2_1000"}
+LOG = logging.getLogger("spotvlm.models.hf_local")
+# transformers >= 5.2x names generate's cache argument and output field ``cache`` (``past_key_values`` is
+# deprecated); older releases only know ``past_key_values``
+CACHE_ARG = (
+    "cache"
+    if "cache" in {f.name for f in dataclasses.fields(GenerateDecoderOnlyOutput)}
+    else "past_key_values"
+)
 
 
 def fit_image(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -86,6 +100,7 @@ class HfLocalBackend:
         max_new_tokens: int = 32,
         image_max_side: int = 448,
         prefix_cache: bool = True,
+        coord_format: str = "auto",
         name: str = "",
     ) -> None:
         model_path = str(model_path)
@@ -104,6 +119,7 @@ class HfLocalBackend:
             max_new_tokens=max_new_tokens,
             image_max_side=image_max_side,
             prefix_cache=prefix_cache,
+            coord_format=coord_format,
         )
 
     @classmethod
@@ -116,6 +132,7 @@ class HfLocalBackend:
         max_new_tokens: int = 32,
         image_max_side: int = 448,
         prefix_cache: bool = True,
+        coord_format: str = "auto",
     ) -> HfLocalBackend:
         """A backend around a built model (on its device) and processor, e.g. random real-size weights."""
         backend = cls.__new__(cls)
@@ -126,6 +143,7 @@ class HfLocalBackend:
             max_new_tokens=max_new_tokens,
             image_max_side=image_max_side,
             prefix_cache=prefix_cache,
+            coord_format=coord_format,
         )
         return backend
 
@@ -138,7 +156,12 @@ class HfLocalBackend:
         max_new_tokens: int,
         image_max_side: int,
         prefix_cache: bool,
+        coord_format: str = "auto",
     ) -> None:
+        if coord_format not in COORD_FORMATS:
+            raise BackendError(
+                f"{name}: unknown coord_format {coord_format!r}; expected one of {COORD_FORMATS}"
+            )
         self.name = name
         self.model = model.eval()
         self.processor = processor
@@ -150,12 +173,25 @@ class HfLocalBackend:
             raise BackendError(f"{name}: the model has no chat template")
         self.tokenizer = processor.tokenizer
         self.image_token_id = _image_token_id(processor)
-        self.coord_format = COORD_FORMATS.get(self.model_type, "auto")
+        self.family: ModelFamily = family_for_model_type(self.model_type)
+        self.convention = resolve_convention(self.family, coord_format)
+        self.coord_format = self.convention.coord_format
+        log_convention(self.convention, name)
+        template = str(processor.chat_template)
+        self._template_kwargs = {k: v for k, v in self.family.template_kwargs if k in template}
+        self.prefix_reuse_note = _prefix_reuse_refusal(self.family, model.config)
+        if prefix_cache and self.prefix_reuse_note:
+            LOG.info("%s: prefix KV reuse off: %s", name, self.prefix_reuse_note)
         self._generation_config = _greedy_config(model.generation_config)
         self._lock = threading.Lock()  # one generate at a time (the prefix cache is stateful)
         self._text_lock = threading.Lock()  # fast tokenizers must not be used from two threads at once
-        self._prefix = PrefixKvCache() if prefix_cache else None
+        self._prefix = PrefixKvCache() if prefix_cache and not self.prefix_reuse_note else None
         self._image_token_cache: dict[tuple[int, int], int] = {}
+
+    @property
+    def prefix_reuse(self) -> bool:
+        """Whether the KV cache of an unchanged prompt prefix is reused (on, and exact for this model)."""
+        return self._prefix is not None
 
     @property
     def closed(self) -> bool:
@@ -183,7 +219,7 @@ class HfLocalBackend:
             )
         fitted = [fit_image(image, self.image_max_side) for image in images]
         if want_regions:
-            messages = with_grounding_request(messages, grounding_instruction())
+            messages = with_grounding_request(messages, grounding_instruction(coord_format=self.coord_format))
         with self._lock:
             if self.closed:
                 raise BackendError(f"{self.name} is closed")
@@ -252,7 +288,7 @@ class HfLocalBackend:
         try:
             with self._text_lock:
                 text = self.processor.apply_chat_template(
-                    list(messages), add_generation_prompt=True, tokenize=False
+                    list(messages), add_generation_prompt=True, tokenize=False, **self._template_kwargs
                 )
                 inputs = self.processor(text=[text], images=images or None, return_tensors="pt")
         except (ValueError, TypeError, KeyError, IndexError, TemplateError) as err:
@@ -291,17 +327,18 @@ class HfLocalBackend:
         if on_text is not None:
             progress = TextProgress(self._decode, on_text)
             extra["streamer"] = progress
+        _forget_rope_deltas(self.model)
         try:
             with torch.inference_mode():
                 output = self.model.generate(
-                    **inputs, past_key_values=cache, generation_config=config, **extra
+                    **inputs, **{CACHE_ARG: cache}, generation_config=config, **extra
                 )
         except (RuntimeError, ValueError, IndexError) as err:
             if self._prefix is not None:
                 self._prefix.clear()
             raise BackendError(f"{self.name}: generation failed: {err}") from err
         if self._prefix is not None:
-            self._prefix.keep(output.past_key_values, ids, reusable)
+            self._prefix.keep(getattr(output, CACHE_ARG), ids, reusable)
         new_ids = output.sequences[0, len(ids) :].tolist()
         if stop is not None and stop.fired:
             raise GenerationCancelled(f"{self.name}: stopped after {len(new_ids)} new token(s)")
@@ -310,6 +347,31 @@ class HfLocalBackend:
     def _decode(self, new_ids: list[int]) -> str:
         with self._text_lock:
             return self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+
+
+def _forget_rope_deltas(model: Any) -> None:
+    """Drop the M-RoPE offsets Qwen-VL models keep from their last prompt.
+
+    With a reused prefix cache, generate would otherwise apply the previous prompt's offsets to a prompt
+    without images (a text-only turn after one with images), and answer differently than without reuse.
+    """
+    inner = getattr(model, "model", None)
+    if inner is not None and getattr(inner, "rope_deltas", None) is not None:
+        inner.rope_deltas = None
+
+
+def _prefix_reuse_refusal(family: ModelFamily, config: Any) -> str:
+    """Why prefix KV reuse is not exact for this model ("" when it is)."""
+    if not family.prefix_reuse:
+        return family.prefix_reuse_note
+    text = getattr(config, "text_config", None) or config
+    layer_types = set(getattr(text, "layer_types", None) or ())
+    if layer_types & {"linear_attention", "mamba", "conv"}:
+        kinds = ", ".join(sorted(layer_types))
+        return f"its {kinds} layers keep a recurrent state that cannot be cropped back to the prefix"
+    if "sliding_attention" in layer_types:
+        return "its sliding-window layers drop tokens past the window: the cache cannot go back to the prefix"
+    return ""
 
 
 def _check_device(device: str) -> torch.device:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import dataclasses
 import itertools
 import json
 import math
@@ -43,8 +44,9 @@ import httpx
 import numpy as np
 
 from ..core.config import ModelConfig
-from ..core.focus import visual_tokens
+from ..core.focus import model_input_size, visual_tokens
 from .base import BackendError, ChatMessage, Generation, GenerationCancelled, StopCheck, TextCallback
+from .families import family_for_served_name, log_convention, resolve_convention
 from .grounding import grounding_instruction, parse_regions
 from .openai_stream import ChatStreamParser, follow_request
 
@@ -111,6 +113,11 @@ class OpenAiHttpBackend:
         self._url = f"{base_url}/chat/completions"
         self._jpeg_quality = jpeg_quality
         self.name = f"openai:{config.model or base_url}"
+        self.family = family_for_served_name(config.model)
+        self.convention = resolve_convention(self.family, config.coord_format)
+        self.coord_format = self.convention.coord_format
+        self._token_spec = self.family.tokens
+        log_convention(self.convention, self.name)
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -171,7 +178,8 @@ class OpenAiHttpBackend:
                 parse = parse_regions(
                     text,
                     (frame.shape[1], frame.shape[0]),
-                    model_input_size=(encoded[0].width, encoded[0].height),
+                    model_input_size=self._model_input_size(encoded[0]),
+                    coord_format=self.coord_format,
                 )
                 regions, region_error = parse.regions, parse.reason
             else:
@@ -192,14 +200,27 @@ class OpenAiHttpBackend:
     def image_tokens(self, width: int, height: int) -> int:
         """Estimated visual tokens of an image after this backend's downscale.
 
-        The remote model is unknown, so this is the Qwen2/2.5-VL rule (:func:`~..core.focus.visual_tokens`),
-        0 for sizes it cannot take (not positive, aspect ratio over 200). ``usage.prompt_tokens`` from the
-        server is exact where reported.
+        The rule is the served model's family's (:mod:`.families`, from the model name; the Qwen2/2.5-VL
+        rule when the name is not known), 0 for sizes it cannot take (not positive, aspect ratio over
+        200). ``usage.prompt_tokens`` from the server is exact where reported.
         """
+        spec = dataclasses.replace(self._token_spec, max_side=self._config.image_max_side)
         try:
-            return visual_tokens(width, height, max_side=self._config.image_max_side)
+            return visual_tokens(width, height, spec=spec)
         except ValueError:
             return 0
+
+    def _model_input_size(self, image: EncodedImage) -> tuple[int, int]:
+        """(width, height) the served model sees an image as sent at, for pixel boxes.
+
+        A known dynamic-resolution family (Qwen2.5-VL) resizes it by its own rule; otherwise as sent.
+        """
+        if self.family.name == "unknown" or not self.family.px_per_token:
+            return image.width, image.height
+        try:
+            return model_input_size(image.width, image.height, self._token_spec)
+        except ValueError:
+            return image.width, image.height
 
     def cancel(self, request_id: str = "") -> int:
         """Cancel the in-flight request ``request_id`` (all when empty); returns how many were cancelled."""
@@ -233,7 +254,7 @@ class OpenAiHttpBackend:
     ) -> dict[str, Any]:
         out_messages = _openai_messages(messages, encoded)
         if want_regions:
-            _append_to_last_user(out_messages, grounding_instruction())
+            _append_to_last_user(out_messages, grounding_instruction(coord_format=self.coord_format))
         body: dict[str, Any] = {
             "messages": out_messages,
             "max_tokens": int(max_new_tokens or self._config.max_new_tokens),

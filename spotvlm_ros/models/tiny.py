@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,107 +32,22 @@ from transformers import (
     Qwen2VLImageProcessorPil,
 )
 
+from .tiny_families import NEW_FAMILIES
+from .tiny_parts import (
+    IDEFICS3_SPECIALS,
+    LLAVA_CHAT_TEMPLATE,
+    LLAVA_SPECIALS,
+    QWEN_CHAT_TEMPLATE,
+    QWEN_SPECIALS,
+    SMOLVLM_CHAT_TEMPLATE,
+    TEXT,
+    TinyFamily,
+    qwen_token_ids,
+    text_config,
+)
 from .tiny_tokenizer import train_tokenizer
 
-TINY_FAMILIES = ("qwen2_5_vl", "qwen2_vl", "idefics3", "llava")
 BUILD_VERSION = 1  # bump when a tiny model's layout changes, so cached copies are rebuilt
-
-_TEXT = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
-_KV_HEADS = 2
-
-QWEN_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant."
-    "<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-SMOLVLM_CHAT_TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
-    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
-    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
-LLAVA_CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] != 'system' %}"
-    "{{ message['role'].upper() + ': ' }}{% endif %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}"
-    "{% endfor %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{{ content['text'] + ' ' }}{% endfor %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
-)
-
-_QWEN_SPECIALS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
-_IDEFICS3_SPECIALS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<end_of_utterance>",
-    "<fake_token_around_image>",
-    "<image>",
-    "<global-img>",
-    *[f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)],
-]
-_LLAVA_SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
-
-
-@dataclass(frozen=True)
-class _Family:
-    """How to build one family: tokenizer specials, chat template, config and processor files."""
-
-    specials: list[str]
-    chat_template: str
-    bos: str | None
-    eos: str
-    pad: str
-    make_config: Callable[[PreTrainedTokenizerFast], PretrainedConfig]
-    save_processor: Callable[[PreTrainedTokenizerFast, Path], None]
-
-
-def _text_config(tokenizer: PreTrainedTokenizerFast, **extra: object) -> dict:
-    return {
-        **_TEXT,
-        "num_key_value_heads": _KV_HEADS,
-        "vocab_size": len(tokenizer),
-        "max_position_embeddings": 8192,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-        "tie_word_embeddings": False,
-        **extra,
-    }
-
-
-def _qwen_token_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
-    ids = tokenizer.convert_tokens_to_ids
-    return {
-        "image_token_id": ids("<|image_pad|>"),
-        "video_token_id": ids("<|video_pad|>"),
-        "vision_start_token_id": ids("<|vision_start|>"),
-        "vision_end_token_id": ids("<|vision_end|>"),
-    }
 
 
 def _qwen2_5_vl_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
@@ -144,7 +57,7 @@ def _qwen2_5_vl_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
         "hidden_size": 32,
         "intermediate_size": 64,
         "num_heads": 2,
-        "out_hidden_size": _TEXT["hidden_size"],
+        "out_hidden_size": TEXT["hidden_size"],
         "patch_size": 14,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
@@ -152,9 +65,9 @@ def _qwen2_5_vl_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
         "fullatt_block_indexes": [1],
     }
     return Qwen2_5_VLConfig(
-        text_config=_text_config(tokenizer, rope_parameters=rope),
+        text_config=text_config(tokenizer, rope_parameters=rope),
         vision_config=vision,
-        **_qwen_token_ids(tokenizer),
+        **qwen_token_ids(tokenizer),
     )
 
 
@@ -163,7 +76,7 @@ def _qwen2_vl_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
     vision = {
         "depth": 2,
         "embed_dim": 32,
-        "hidden_size": _TEXT["hidden_size"],
+        "hidden_size": TEXT["hidden_size"],
         "mlp_ratio": 2,
         "num_heads": 2,
         "patch_size": 14,
@@ -171,9 +84,9 @@ def _qwen2_vl_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
         "temporal_patch_size": 2,
     }
     return Qwen2VLConfig(
-        text_config=_text_config(tokenizer, rope_parameters=rope),
+        text_config=text_config(tokenizer, rope_parameters=rope),
         vision_config=vision,
-        **_qwen_token_ids(tokenizer),
+        **qwen_token_ids(tokenizer),
     )
 
 
@@ -187,7 +100,7 @@ def _idefics3_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
         "patch_size": 16,
     }
     return Idefics3Config(
-        text_config={"model_type": "llama", **_text_config(tokenizer)},
+        text_config={"model_type": "llama", **text_config(tokenizer)},
         vision_config=vision,
         scale_factor=2,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
@@ -207,7 +120,7 @@ def _llava_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
         "projection_dim": 32,
     }
     return LlavaConfig(
-        text_config={"model_type": "llama", **_text_config(tokenizer)},
+        text_config={"model_type": "llama", **text_config(tokenizer)},
         vision_config=vision,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         image_seq_length=16,
@@ -245,31 +158,38 @@ def _save_llava_processor(tokenizer: PreTrainedTokenizerFast, out_dir: Path) -> 
     processor.save_pretrained(out_dir)
 
 
-_FAMILIES: dict[str, _Family] = {
-    "qwen2_5_vl": _Family(
-        _QWEN_SPECIALS, QWEN_CHAT_TEMPLATE, None, "<|im_end|>", "<|endoftext|>",
+_FAMILIES: dict[str, TinyFamily] = {
+    "qwen2_5_vl": TinyFamily(
+        QWEN_SPECIALS, QWEN_CHAT_TEMPLATE, None, "<|im_end|>", "<|endoftext|>",
         _qwen2_5_vl_config, _save_qwen_processor,
     ),
-    "qwen2_vl": _Family(
-        _QWEN_SPECIALS, QWEN_CHAT_TEMPLATE, None, "<|im_end|>", "<|endoftext|>",
+    "qwen2_vl": TinyFamily(
+        QWEN_SPECIALS, QWEN_CHAT_TEMPLATE, None, "<|im_end|>", "<|endoftext|>",
         _qwen2_vl_config, _save_qwen_processor,
     ),
-    "idefics3": _Family(
-        _IDEFICS3_SPECIALS, SMOLVLM_CHAT_TEMPLATE, "<|im_start|>", "<end_of_utterance>", "<|im_end|>",
+    "idefics3": TinyFamily(
+        IDEFICS3_SPECIALS, SMOLVLM_CHAT_TEMPLATE, "<|im_start|>", "<end_of_utterance>", "<|im_end|>",
         _idefics3_config, _save_idefics3_processor,
     ),
-    "llava": _Family(
-        _LLAVA_SPECIALS, LLAVA_CHAT_TEMPLATE, "<s>", "</s>", "<pad>",
+    "llava": TinyFamily(
+        LLAVA_SPECIALS, LLAVA_CHAT_TEMPLATE, "<s>", "</s>", "<pad>",
         _llava_config, _save_llava_processor,
     ),
+    **NEW_FAMILIES,
 }  # fmt: skip
+TINY_FAMILIES = tuple(_FAMILIES)
 
 
 def tiny_tokenizer(family: str) -> PreTrainedTokenizerFast:
     """The locally trained tokenizer of ``family`` (special tokens and chat template included)."""
     spec = _family(family)
     return train_tokenizer(
-        spec.specials, spec.chat_template, bos_token=spec.bos, eos_token=spec.eos, pad_token=spec.pad
+        spec.specials,
+        spec.chat_template,
+        bos_token=spec.bos,
+        eos_token=spec.eos,
+        pad_token=spec.pad,
+        extra_special_tokens=spec.extra_tokens,
     )
 
 
@@ -332,7 +252,7 @@ def cached_tiny_model(family: str, seed: int = 0, cache_dir: Path | None = None)
     return target
 
 
-def _family(family: str) -> _Family:
+def _family(family: str) -> TinyFamily:
     try:
         return _FAMILIES[family]
     except KeyError:

@@ -77,6 +77,7 @@ def train_tokenizer(
     eos_token: str | None = None,
     pad_token: str | None = None,
     unk_token: str | None = None,
+    extra_special_tokens: dict[str, str] | None = None,
 ) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on :func:`driving_corpus`, ``special_tokens`` first in its vocab."""
     tokenizer = Tokenizer(models.BPE())
@@ -95,6 +96,7 @@ def train_tokenizer(
         eos_token=eos_token,
         pad_token=pad_token,
         unk_token=unk_token,
+        extra_special_tokens=extra_special_tokens or {},
         chat_template=chat_template,
         model_max_length=32768,
     )
