@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .latency import validate_latency_profile
 
@@ -30,8 +30,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+MAX_CAMERAS = 16
+
+
 class CameraConfig(_Section):
     topic: str = Field("", description="Image topic; empty = auto-detect the first image topic of a bag")
+    topics: list[str] = Field(
+        default_factory=list,
+        description="Topics of several cameras, frames of one instant grouped by stamp; empty = [topic]",
+    )
+    sync_slop_s: float = Field(
+        0.05, gt=0, le=10, description="Frames of the cameras at most this far apart form one group (s)"
+    )
     transport: Literal["raw", "compressed"] = Field("raw", description="sensor_msgs/Image or CompressedImage")
     reliability: Literal["best_effort", "reliable"] = Field(
         "best_effort", description="Camera QoS reliability"
@@ -40,6 +50,33 @@ class CameraConfig(_Section):
     no_frames_warn_s: float = Field(
         5.0, gt=0, le=3600, description="Warn when no frame arrives for this long"
     )
+
+    @field_validator("topics")
+    @classmethod
+    def _check_topics(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_CAMERAS:
+            raise ValueError(f"at most {MAX_CAMERAS} cameras, got {len(value)}")
+        for index, topic in enumerate(value):
+            if not topic.strip():
+                raise ValueError(f"entry {index} is empty; name every camera's topic")
+        repeated = sorted({t for t in value if value.count(t) > 1})
+        if repeated:
+            raise ValueError(f"topic(s) listed twice: {', '.join(repeated)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_cameras(self) -> CameraConfig:
+        if self.topic and self.topics and self.topics != [self.topic]:
+            raise ValueError(
+                f"camera.topic = {self.topic!r} and camera.topics = {self.topics!r} disagree: "
+                "list every camera in camera.topics and leave camera.topic empty"
+            )
+        return self
+
+    @property
+    def camera_topics(self) -> list[str]:
+        """The camera topics: ``topics``, else ``[topic]`` (one camera; ``""`` = auto-detect in bags)."""
+        return list(self.topics) if self.topics else [self.topic]
 
 
 class ModelConfig(_Section):
@@ -125,6 +162,9 @@ class ContextConfig(_Section):
 class FocusConfig(_Section):
     mode: Literal["crop", "mark", "mask", "off"] = Field(
         "crop", description="How regions steer the SVLM view"
+    )
+    multi_camera: Literal["images", "mosaic"] = Field(
+        "images", description="Several cameras: each downscaled as its own image, or tiled in one mosaic"
     )
     propagation: Literal["static", "flow", "template"] = Field(
         "flow",

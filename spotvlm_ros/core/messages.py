@@ -9,6 +9,8 @@ JSON records. Nothing here imports ROS.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .types import NS_PER_S, Box, EdgeAnswer, LvlmResult, Region
@@ -41,10 +43,13 @@ def _zero_pose_with_covariance() -> Msg:
 
 
 def region_to_detection(region: Region, stamp_ns: int, frame_id: str, det_id: str = "") -> Msg:
-    """``vision_msgs/Detection2D`` (center/size box, label as class_id, score) for a region."""
+    """``vision_msgs/Detection2D`` (center/size box, label as class_id, score) for a region.
+
+    The detection's header names the region's camera (``frame_id`` when the region names none).
+    """
     cx, cy = region.box.center
     return {
-        "header": header(stamp_ns, frame_id),
+        "header": header(stamp_ns, region.camera(frame_id)),
         "results": [
             {
                 "hypothesis": {"class_id": region.label, "score": float(region.score)},
@@ -77,7 +82,10 @@ def detection_to_region(det: Msg) -> Region:
 
 
 def regions_to_detection_array(regions: tuple[Region, ...], stamp_ns: int, frame_id: str) -> Msg:
-    """``vision_msgs/Detection2DArray`` for regions of one image."""
+    """``vision_msgs/Detection2DArray`` for regions of one image or of several cameras.
+
+    Each detection's header names its region's camera.
+    """
     return {
         "header": header(stamp_ns, frame_id),
         "detections": [
@@ -87,7 +95,21 @@ def regions_to_detection_array(regions: tuple[Region, ...], stamp_ns: int, frame
 
 
 def detection_array_to_regions(array: Msg) -> tuple[Region, ...]:
-    return tuple(detection_to_region(d) for d in array["detections"])
+    """Regions of a Detection2DArray.
+
+    A detection whose header names another camera than the array's gives a region of that camera.
+    """
+    default = str(_get(_get(array, "header", {}), "frame_id", ""))
+    regions = []
+    for det in array["detections"]:
+        region = detection_to_region(det)
+        camera = str(_get(_get(det, "header", {}), "frame_id", ""))
+        regions.append(replace(region, frame_id=camera) if camera and camera != default else region)
+    return tuple(regions)
+
+
+def _get(msg: Any, key: str, default: Any) -> Any:
+    return msg.get(key, default) if isinstance(msg, Mapping) else default
 
 
 def lvlm_result_to_msg(result: LvlmResult) -> Msg:
@@ -104,6 +126,9 @@ def lvlm_result_to_msg(result: LvlmResult) -> Msg:
         "image_height": int(result.image_size[1]),
         "model": result.model,
         "round_trip_s": float(result.round_trip_s),
+        "camera_frame_ids": [name for name, _, _ in result.camera_sizes],
+        "camera_widths": [int(w) for _, w, _ in result.camera_sizes],
+        "camera_heights": [int(h) for _, _, h in result.camera_sizes],
     }
 
 
@@ -121,7 +146,21 @@ def lvlm_result_from_msg(msg: Msg) -> LvlmResult:
         model=str(msg["model"]),
         round_trip_s=float(msg["round_trip_s"]),
         frame_id=str(msg["header"]["frame_id"]),
+        camera_sizes=_camera_sizes(msg),
     )
+
+
+def _camera_sizes(msg: Msg) -> tuple[tuple[str, int, int], ...]:
+    """The (frame id, width, height) lists of an LvlmContext; ValueError when their lengths differ."""
+    names = [str(n) for n in msg.get("camera_frame_ids", ()) or ()]
+    widths = [int(w) for w in msg.get("camera_widths", ()) or ()]
+    heights = [int(h) for h in msg.get("camera_heights", ()) or ()]
+    if not len(names) == len(widths) == len(heights):
+        raise ValueError(
+            f"camera_frame_ids, camera_widths and camera_heights differ in length "
+            f"({len(names)}, {len(widths)}, {len(heights)})"
+        )
+    return tuple(zip(names, widths, heights, strict=True))
 
 
 def edge_answer_to_msg(answer: EdgeAnswer) -> Msg:
@@ -174,10 +213,19 @@ def query_goal(
     request_id: str,
     max_new_tokens: int = 0,
     image_format: str = "jpeg",
+    more_images: Sequence[tuple[bytes, int, str]] = (),
 ) -> Msg:
-    """``spotvlm_msgs/action/QueryLVLM`` goal for an encoded keyframe."""
+    """``spotvlm_msgs/action/QueryLVLM`` goal for an encoded keyframe.
+
+    ``more_images`` are the further cameras of a keyframe of several cameras: (encoded bytes, stamp,
+    frame id) each.
+    """
     return {
         "image": {"header": header(stamp_ns, frame_id), "format": image_format, "data": jpeg},
+        "more_images": [
+            {"header": header(stamp, name), "format": image_format, "data": data}
+            for data, stamp, name in more_images
+        ],
         "task": task,
         "prompt": prompt,
         "want_regions": bool(want_regions),

@@ -98,21 +98,41 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class Region:
-    """A grounded region: a box with a label and a confidence score in [0, 1]."""
+    """A grounded region: a box with a label and a confidence score in [0, 1].
+
+    ``frame_id`` names the camera whose pixels the box is in; empty = the camera of the frame (or
+    message) the region belongs to, which is all a single camera needs.
+    """
 
     box: Box
     label: str = ""
     score: float = 1.0
+    frame_id: str = ""
+
+    def camera(self, default: str) -> str:
+        """The camera of this region, ``default`` when it names none."""
+        return self.frame_id or default
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One camera frame: capture stamp, RGB image and the camera's frame id."""
+    """One camera frame: capture stamp, RGB image and the camera's frame id.
+
+    A frame of several cameras (one instant, grouped by stamp) lists every camera's frame in
+    ``cameras``, the reference camera first; its own stamp, image and frame id are the reference
+    camera's, so code that knows one camera sees that one. ``cameras`` is empty for a single camera.
+    """
 
     stamp_ns: int
     image: np.ndarray
     frame_id: str = "camera"
     seq: int = 0
+    cameras: tuple[Frame, ...] = ()
+
+    @property
+    def views(self) -> tuple[Frame, ...]:
+        """Every camera's frame of this instant: ``cameras``, or this frame alone."""
+        return self.cameras or (self,)
 
     @property
     def stamp_s(self) -> float:
@@ -137,15 +157,23 @@ class LvlmResult:
     prompt: str
     text: str
     regions: tuple[Region, ...] = ()
-    image_size: tuple[int, int] = (0, 0)  # (width, height) of the keyframe the regions refer to
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the keyframe (reference camera)
     summary: str = ""
     model: str = ""
     round_trip_s: float = 0.0
     frame_id: str = "camera"
+    camera_sizes: tuple[tuple[str, int, int], ...] = ()  # (frame id, width, height) of every camera seen
 
     @property
     def stamp_s(self) -> float:
         return ns_to_s(self.stamp_ns)
+
+    def size_of(self, frame_id: str) -> tuple[int, int]:
+        """(width, height) of the keyframe image of camera ``frame_id`` (``image_size`` if unknown)."""
+        for name, width, height in self.camera_sizes:
+            if name == frame_id:
+                return width, height
+        return self.image_size
 
     def age_s(self, now_ns: int) -> float:
         """Age of this result relative to the capture time ``now_ns`` of the current frame."""

@@ -2,7 +2,8 @@
 
 All decisions (which frame, when to cancel, what to publish, server up/down) are
 ``runtime.bridge.BridgeLogic``; this node only runs its commands with an ActionClient, asynchronously:
-nothing here waits for the server. Results go out on ``context`` (TRANSIENT_LOCAL, depth 1).
+nothing here waits for the server. Several cameras are synchronized by stamp (``nodes.cameras``) and
+each group goes out as one keyframe. Results go out on ``context`` (TRANSIENT_LOCAL, depth 1).
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from functools import partial
 
 from rclpy.action import ActionClient
 from rosidl_runtime_py import message_to_ordereddict
-from sensor_msgs.msg import CompressedImage, Image
 
 from spotvlm_msgs.action import QueryLVLM
 from spotvlm_msgs.msg import LvlmContext
 
+from ..core.types import Frame
 from ..runtime.bridge import BridgeLogic, CancelGoal, Command
 from ..runtime.diagnostics import BridgeMonitor, DiagnosticReport
-from ..runtime.image_codec import ImageDecodeError
-from ..runtime.qos import CONTEXT_QOS, camera_qos, camera_topic
-from ..runtime.ros_msgs import frame_from_image_msg
+from ..runtime.qos import CONTEXT_QOS
+from .cameras import CameraInput
 from .common import SpotVlmNode, fill, qos_profile, run_node
 
 TICK_S = 0.2
@@ -46,15 +46,11 @@ class BridgeNode(SpotVlmNode):
         self.context_pub = self.create_lifecycle_publisher(LvlmContext, "context", qos_profile(CONTEXT_QOS))
 
     def activate(self) -> None:
-        camera = self.config.camera
-        msg_type = CompressedImage if camera.transport == "compressed" else Image
-        self.camera_sub = self.create_subscription(
-            msg_type, camera_topic(camera), self._on_image, qos_profile(camera_qos(camera))
-        )
+        self.cameras = CameraInput(self, self.config.camera, self._on_frame, self._on_bad_frame)
         self.timer = self.create_timer(TICK_S, self._tick)
 
     def deactivate(self) -> None:
-        self.destroy_subscription(self.camera_sub)
+        self.cameras.destroy()
         self.destroy_timer(self.timer)
         with self._lock:
             self._run(self.logic.shutdown())
@@ -68,12 +64,10 @@ class BridgeNode(SpotVlmNode):
             with self._lock:
                 self.logic.reconfigure(self.config)
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
-        try:
-            frame = frame_from_image_msg(msg)
-        except ImageDecodeError as err:
-            self.get_logger().warning(f"skipped a frame: {err}", throttle_duration_sec=5.0)
-            return
+    def _on_bad_frame(self, err: Exception) -> None:
+        self.get_logger().warning(f"skipped a frame: {err}", throttle_duration_sec=5.0)
+
+    def _on_frame(self, frame: Frame) -> None:
         with self._lock:
             self._run(self.logic.on_frame(frame, self.now_ns()))
 

@@ -18,7 +18,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from diagnostic_updater import Updater
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
@@ -108,8 +108,13 @@ class SpotVlmNode(LifecycleNode):
     def __init__(self, name: str, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self._declared = [d.name for d in parameter_declarations()]
+        self._unset: dict[str, Any] = {}  # empty-list defaults: declared by type, read as the default
         for decl in parameter_declarations():
-            self.declare_parameter(decl.name, decl.default, descriptor(decl))
+            if decl.default == []:  # rclpy cannot infer a type from []: declare it by its type
+                self._unset[decl.name] = []
+                self.declare_parameter(decl.name, _TYPES[decl.ros_type], descriptor(decl))
+            else:
+                self.declare_parameter(decl.name, decl.default, descriptor(decl))
         self.config: SpotVlmConfig = config_from_parameters(self._values())
         self.active = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -118,7 +123,13 @@ class SpotVlmNode(LifecycleNode):
         self._updater.add(name, self._fill_status)
 
     def _values(self) -> dict[str, Any]:
-        return {name: self.get_parameter(name).value for name in self._declared}
+        return {name: self._value(name) for name in self._declared}
+
+    def _value(self, name: str) -> Any:
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:  # an empty list never set (see __init__)
+            return self._unset[name]
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         changes = {p.name: p.value for p in params if p.name in self._declared}

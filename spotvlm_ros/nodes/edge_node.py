@@ -1,10 +1,12 @@
 """``spotvlm_edge``: the SVLM on every newest camera frame, with the LVLM context the bridge latches.
 
-Subscribes the camera (``camera.*`` parameters: topic, raw/compressed, QoS) and ``context``
-(TRANSIENT_LOCAL, depth 1); the SVLM runs in its own thread (``runtime.edge_worker``), so callbacks never
-wait for it. Publishes ``~/answer`` (EdgeAnswer), ``~/detections`` (header of the frame) and
-``~/focus_image`` (annotated, only computed while someone subscribes). Model loaded on activate, freed
-on deactivate.
+Subscribes the camera (``camera.*`` parameters: topic, raw/compressed, QoS; several cameras are
+synchronized by stamp, see ``nodes.cameras``) and ``context`` (TRANSIENT_LOCAL, depth 1); the SVLM runs
+in its own thread (``runtime.edge_worker``), so callbacks never wait for it. Publishes ``~/answer``
+(EdgeAnswer), ``~/detections`` (header of the frame, each detection's header naming its camera) and
+``~/focus_image`` (annotated, only computed while someone subscribes; with several cameras one
+``~/focus_image/<camera name>`` per camera, named by ``core.camera_groups.camera_names``). Model
+loaded on activate, freed on deactivate.
 """
 
 from __future__ import annotations
@@ -12,22 +14,23 @@ from __future__ import annotations
 import time
 
 from rosidl_runtime_py import message_to_ordereddict
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from spotvlm_msgs.msg import EdgeAnswer, LvlmContext
 
+from ..core.camera_groups import camera_names
 from ..core.messages import edge_answer_to_msg, lvlm_result_from_msg, regions_to_detection_array
 from ..core.types import Frame
 from ..models.factory import create_backend
 from ..runtime.diagnostics import DiagnosticReport, EdgeMonitor
 from ..runtime.edge import Step
-from ..runtime.edge_worker import EdgeWorker, build_edge_runtime, carry_store
-from ..runtime.image_codec import ImageDecodeError
-from ..runtime.overlay import annotate, answer_detections
-from ..runtime.qos import CONTEXT_QOS, OUTPUT_QOS, FrameWatchdog, camera_qos, camera_topic, no_frames_message
-from ..runtime.ros_msgs import frame_from_image_msg, image_msg_fields
+from ..runtime.edge_worker import EdgeWorker, build_edge_runtime, camera_wait_note, carry_store
+from ..runtime.overlay import annotate, answer_detections, camera_answer
+from ..runtime.qos import CONTEXT_QOS, OUTPUT_QOS, FrameWatchdog, no_frames_message
+from ..runtime.ros_msgs import camera_topics, image_msg_fields
 from ..runtime.ros_params import touches
+from .cameras import CameraInput
 from .common import SpotVlmNode, fill, qos_profile, qos_spec, run_node
 
 
@@ -40,7 +43,7 @@ class EdgeNode(SpotVlmNode):
         self.store = None
         self.backend = None
         self.worker: EdgeWorker | None = None
-        self._seq = 0
+        self.camera_pubs: list = []  # the focus image publisher of each camera (several cameras)
 
     def configure(self) -> None:
         out = qos_profile(OUTPUT_QOS)
@@ -59,22 +62,29 @@ class EdgeNode(SpotVlmNode):
             build_edge_runtime(self.backend, self.config, self.store), self._publish, self.monitor
         )
         self.worker.start()
-        self.msg_type = CompressedImage if camera.transport == "compressed" else Image
-        self.camera_qos = camera_qos(camera)
-        self.camera_sub = self.create_subscription(
-            self.msg_type, camera_topic(camera), self._on_image, qos_profile(self.camera_qos)
-        )
-        self.topic = self.camera_sub.topic_name
-        self.watchdog = FrameWatchdog(camera.no_frames_warn_s, time.monotonic())
+        self.cameras = CameraInput(self, camera, self.worker.submit, self._on_bad_frame, self._on_camera)
+        if len(self.cameras.topics) > 1:
+            out = qos_profile(OUTPUT_QOS)
+            self.camera_pubs = [
+                self.create_lifecycle_publisher(Image, f"~/focus_image/{name}", out)
+                for name in camera_names(camera_topics(camera))
+            ]
+        self.watchdogs = [
+            FrameWatchdog(camera.no_frames_warn_s, time.monotonic()) for _ in self.cameras.topics
+        ]
         self.watch_timer = self.create_timer(1.0, self._check_frames)
-        self.get_logger().info(f"SVLM {self.backend.name} on {self.topic} ({self.camera_qos.describe()})")
+        topics = ", ".join(self.cameras.topics)
+        self.get_logger().info(f"SVLM {self.backend.name} on {topics} ({self.cameras.qos.describe()})")
 
     def deactivate(self) -> None:
-        self.destroy_subscription(self.camera_sub)
+        self.cameras.destroy()
         self.destroy_timer(self.watch_timer)
         if self.worker is not None and not self.worker.stop():
             self.get_logger().warning("the SVLM step did not finish in time; freeing the model anyway")
         self.worker = None
+        for pub in self.camera_pubs:
+            self.destroy_lifecycle_publisher(pub)
+        self.camera_pubs = []
         if self.backend is not None:
             self.backend.close()  # frees the weights and the GPU cache
         self.backend = None
@@ -94,16 +104,13 @@ class EdgeNode(SpotVlmNode):
         if self.worker is not None and self.backend is not None:
             self.worker.replace_answerer(build_edge_runtime(self.backend, self.config, self.store))
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
-        self._seq += 1
-        try:
-            frame = frame_from_image_msg(msg, self._seq)
-        except ImageDecodeError as err:
-            self.monitor.frame_undecodable()
-            self.get_logger().warning(f"skipped a frame on {self.topic}: {err}", throttle_duration_sec=5.0)
-            return
-        self.watchdog.on_frame(time.monotonic())
-        self.worker.submit(frame)
+    def _on_camera(self, index: int) -> None:
+        self.watchdogs[index].on_frame(time.monotonic())
+
+    def _on_bad_frame(self, err: Exception) -> None:
+        self.monitor.frame_undecodable()
+        topics = ", ".join(self.cameras.topics)
+        self.get_logger().warning(f"skipped a frame on {topics}: {err}", throttle_duration_sec=5.0)
 
     def _on_context(self, msg: LvlmContext) -> None:
         try:
@@ -115,24 +122,34 @@ class EdgeNode(SpotVlmNode):
 
     def _check_frames(self) -> None:
         now = time.monotonic()
-        if self.watchdog.due(now):
-            infos = self.get_publishers_info_by_topic(self.topic)
+        for topic, watchdog in zip(self.cameras.topics, self.watchdogs, strict=True):
+            if not watchdog.due(now):
+                continue
+            infos = self.get_publishers_info_by_topic(topic)
             offered = [qos_spec(i.qos_profile) for i in infos]
             types = [i.topic_type for i in infos]
-            silent = self.watchdog.silent_for(now)
-            msg_type = f"sensor_msgs/msg/{self.msg_type.__name__}"
-            self.get_logger().warning(
-                no_frames_message(self.topic, msg_type, self.camera_qos, silent, offered, types)
+            silent = watchdog.silent_for(now)
+            message = no_frames_message(
+                topic, self.cameras.msg_type_name, self.cameras.qos, silent, offered, types
             )
+            self.get_logger().warning(message + camera_wait_note(len(self.cameras.topics)))
 
     def _publish(self, frame: Frame, step: Step) -> None:
         answer = step.answer
         self.answer_pub.publish(fill(EdgeAnswer(), edge_answer_to_msg(answer)))
         detections = regions_to_detection_array(answer_detections(answer), answer.stamp_ns, answer.frame_id)
         self.detections_pub.publish(fill(Detection2DArray(), detections))
-        if self.focus_pub.get_subscription_count() > 0:
-            image = annotate(frame.image, answer)
-            self.focus_pub.publish(fill(Image(), image_msg_fields(image, answer.stamp_ns, answer.frame_id)))
+        if not frame.cameras:
+            if self.focus_pub.get_subscription_count() > 0:
+                image = annotate(frame.image, answer)
+                self.focus_pub.publish(
+                    fill(Image(), image_msg_fields(image, answer.stamp_ns, answer.frame_id))
+                )
+            return
+        for view, pub in zip(frame.cameras, self.camera_pubs, strict=False):
+            if pub.get_subscription_count() > 0:
+                image = annotate(view.image, camera_answer(answer, view.frame_id, frame.frame_id))
+                pub.publish(fill(Image(), image_msg_fields(image, answer.stamp_ns, view.frame_id)))
 
     def diagnostic_report(self) -> DiagnosticReport:
         return self.monitor.report(

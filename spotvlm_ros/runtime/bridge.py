@@ -1,7 +1,8 @@
 """The bridge between camera and LVLM server as a state machine (no ROS import): frames in, commands out.
 
 For every frame, :meth:`BridgeLogic.on_frame` consults the keyframe policy and returns what the node
-must do: :class:`SendGoal` (a ``QueryLVLM`` goal dict, JPEG inside) and :class:`CancelGoal` (a request
+must do: :class:`SendGoal` (a ``QueryLVLM`` goal dict, JPEG inside; a frame group of several cameras
+sends every camera, the others in ``more_images``) and :class:`CancelGoal` (a request
 past ``keyframes.timeout_s``, or preempted: with every slot busy, a request older than
 ``keyframes.preempt_after_s`` is cancelled so the newest frame goes out; latest frame wins). The node
 sends them asynchronously and reports back with :meth:`on_goal_response` (rejections free the slot) and
@@ -43,7 +44,7 @@ REFUSAL_BACKOFF_S = (0.2, 2.0)
 
 @dataclass(frozen=True)
 class SendGoal:
-    """Send ``goal`` (``QueryLVLM`` goal dict) as request ``request_id``."""
+    """Send ``goal`` (``QueryLVLM`` goal dict) as request ``request_id`` (``jpeg_bytes``: all cameras)."""
 
     request_id: str
     goal: dict[str, Any]
@@ -155,20 +156,23 @@ class BridgeLogic:
     def _send(self, frame: Frame, now_ns: int) -> SendGoal:
         self._count += 1
         request_id = f"{self.prefix}-{self._count}"
-        jpeg = encode_jpeg(frame.image, quality=self.jpeg_quality, max_side=self.max_side)
+        jpegs = [encode_jpeg(v.image, quality=self.jpeg_quality, max_side=self.max_side) for v in frame.views]
         goal = query_goal(
-            jpeg,
+            jpegs[0],
             frame.stamp_ns,
             frame.frame_id,
             task=self.task,
             prompt=self.prompt,
             want_regions=self.want_regions,
             request_id=request_id,
+            more_images=[
+                (j, v.stamp_ns, v.frame_id) for j, v in zip(jpegs[1:], frame.cameras[1:], strict=True)
+            ],
         )
         self.policy.on_sent(request_id, now_ns)
         self._pending[request_id] = _Pending(frame.stamp_ns, now_ns)
         self.monitor.sent(now_ns / NS_PER_S)
-        return SendGoal(request_id, goal, frame.stamp_ns, len(jpeg))
+        return SendGoal(request_id, goal, frame.stamp_ns, sum(len(j) for j in jpegs))
 
     def _forget(self, request_id: str) -> bool:
         if self._pending.pop(request_id, None) is None:

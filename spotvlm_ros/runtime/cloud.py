@@ -23,11 +23,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from ..core.config import SpotVlmConfig
 from ..core.context_store import ContextStore
+from ..core.focus.cameras import camera_set_input
 from ..core.keyframes import KeyframePolicy
 from ..core.latency import LatencyModel
 from ..core.types import NS_PER_S, Frame, LvlmResult, Region, s_to_ns
@@ -48,12 +49,18 @@ ResultCallback = Callable[[LvlmResult, int, bool], None]
 
 @dataclass(frozen=True, slots=True)
 class Keyframe:
-    """One encoded keyframe on its way to the LVLM."""
+    """One encoded keyframe on its way to the LVLM (``more``: the other cameras of a group, in order)."""
 
     request_id: str
     frame: Frame
     jpeg: bytes
     send_ns: int
+    more: tuple[bytes, ...] = ()
+
+    @property
+    def bytes_sent(self) -> int:
+        """Encoded bytes of every camera."""
+        return len(self.jpeg) + sum(len(j) for j in self.more)
 
 
 def wants_regions(config: SpotVlmConfig, task: str) -> bool:
@@ -75,20 +82,31 @@ class LvlmQuery:
         self.max_new_tokens = config.cloud.max_new_tokens
         self.jpeg_quality = config.keyframes.jpeg_quality
         self.max_image_side = min(config.keyframes.max_image_side, config.cloud.image_max_side)
+        self.multi_camera = config.focus.multi_camera
 
     def encode(self, frame: Frame) -> bytes:
         """The keyframe as the JPEG a real link would carry."""
         return encode_jpeg(frame.image, quality=self.jpeg_quality, max_side=self.max_image_side)
 
-    def messages(self) -> list[dict]:
-        text = self.prompt  # the backend adds the grounding instruction when regions are wanted
+    def encode_all(self, frame: Frame) -> tuple[bytes, ...]:
+        """One JPEG per camera of ``frame`` (the reference camera first)."""
+        return tuple(self.encode(view) for view in frame.views)
+
+    def messages(self, images: int = 1, note: str = "") -> list[dict]:
+        text = f"{note} {self.prompt}" if note else self.prompt  # the backend adds the grounding request
+        parts = [{"type": "image"} for _ in range(images)]
         return [
             {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]},
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]},
+            {"role": "user", "content": [*parts, {"type": "text", "text": text}]},
         ]
 
     def generate(self, keyframe: Keyframe) -> Generation:
-        """Run the LVLM on the decoded JPEG; raises BackendError."""
+        """Run the LVLM on the decoded JPEG(s); regions in keyframe pixels of their camera.
+
+        Raises BackendError.
+        """
+        if keyframe.more:
+            return self._generate_cameras(keyframe)
         image = decode_compressed(keyframe.jpeg)
         generation = self.backend.generate(
             self.messages(), [image], max_new_tokens=self.max_new_tokens, want_regions=self.want_regions
@@ -97,16 +115,28 @@ class LvlmQuery:
         sy = keyframe.frame.height / image.shape[0]
         if generation.regions and (sx != 1.0 or sy != 1.0):
             regions = tuple(Region(r.box.scale(sx, sy), r.label, r.score) for r in generation.regions)
-            generation = Generation(
-                generation.text,
-                regions,
-                generation.prompt_tokens,
-                generation.image_tokens,
-                generation.seconds,
-                generation.region_error,
-                generation.cached_prefix_tokens,
-            )
+            generation = replace(generation, regions=regions)
         return generation
+
+    def _generate_cameras(self, keyframe: Keyframe) -> Generation:
+        views = keyframe.frame.views
+        images = [decode_compressed(jpeg) for jpeg in (keyframe.jpeg, *keyframe.more)]
+        names = [view.frame_id for view in views]
+        shown = camera_set_input(images, names, self.multi_camera, self.max_image_side, self.want_regions)
+        generation = self.backend.generate(
+            self.messages(len(shown.images), shown.note),
+            shown.images,
+            max_new_tokens=self.max_new_tokens,
+            want_regions=self.want_regions,
+        )
+        scales = {
+            v.frame_id: (v.width / i.shape[1], v.height / i.shape[0])
+            for v, i in zip(views, images, strict=True)
+        }
+        regions = tuple(
+            replace(r, box=r.box.scale(*scales[r.frame_id])) for r in shown.to_cameras(generation.regions)
+        )
+        return replace(generation, regions=regions)
 
     def result(self, keyframe: Keyframe, generation: Generation, round_trip_s: float) -> LvlmResult:
         frame = keyframe.frame
@@ -121,6 +151,7 @@ class LvlmQuery:
             model=self.backend.name,
             round_trip_s=round_trip_s,
             frame_id=frame.frame_id,
+            camera_sizes=tuple((v.frame_id, v.width, v.height) for v in frame.cameras),
         )
 
 
@@ -311,11 +342,12 @@ class CloudClient:
                 return ""
             self._count += 1
             request_id = f"{self.query.task}-{self._count}"
-            keyframe = Keyframe(request_id, frame, self.query.encode(frame), now)
+            jpegs = self.query.encode_all(frame)
+            keyframe = Keyframe(request_id, frame, jpegs[0], now, jpegs[1:])
             self.policy.on_sent(request_id, now)
             self._pending[request_id] = keyframe
             self.stats.requests += 1
-            self.stats.bytes_sent += len(keyframe.jpeg)
+            self.stats.bytes_sent += keyframe.bytes_sent
             self._timers[request_id] = self.clock.call_at(now + self.timeout_ns, self._expire_now)
         self.dispatcher.submit(
             request_id,

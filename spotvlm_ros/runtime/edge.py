@@ -1,8 +1,9 @@
 """The edge side of the loop: one SVLM answer for one frame, with Context Replacement and Visual Focus.
 
 Per frame: context store lookup -> Visual Focus view (downscaled frame + crops of the regions the LVLM
-found, carried to this frame) -> Context Replacement prompt (history turns where late LVLM answers
-replace the SVLM's own) -> SVLM generate -> :class:`EdgeAnswer`. The runtime itself never waits on the
+found, carried to this frame; a frame of several cameras shows every camera, regions carried per
+camera) -> Context Replacement prompt (history turns where late LVLM answers replace the SVLM's own)
+-> SVLM generate -> :class:`EdgeAnswer`. The runtime itself never waits on the
 cloud: it reads whatever the store holds at that moment. Which frame to answer (latest wins) is the
 driver's business (simulator or wall-clock runner), so the same object runs under both clocks.
 """
@@ -18,7 +19,7 @@ from ..core.config import SpotVlmConfig
 from ..core.context_store import ContextStore
 from ..core.focus import FocusView, FrameBuffer, VisualFocus
 from ..core.prompt import ContextReplacement
-from ..core.types import EdgeAnswer, Frame, Region
+from ..core.types import EdgeAnswer, Frame
 from ..models.base import BackendError, VlmBackend
 
 LOG = logging.getLogger("spotvlm.edge")
@@ -112,7 +113,7 @@ class EdgeRuntime:
                 max_new_tokens=self.config.edge.max_new_tokens,
                 want_regions=self.want_regions,
             )
-            text, regions = generation.text, _to_frame_pixels(generation.regions, view)
+            text, regions = generation.text, view.regions_to_frame(generation.regions)
             prompt_tokens, image_tokens = generation.prompt_tokens, generation.image_tokens
             if self._failing:
                 LOG.info("SVLM answering again after %d failed frame(s)", self._failing)
@@ -147,10 +148,3 @@ class EdgeRuntime:
             skipped_frames=skipped,
         )
         return Step(answer, busy_s=seconds, latency_s=seconds, view=view, error=error)
-
-
-def _to_frame_pixels(regions: tuple[Region, ...], view: FocusView) -> tuple[Region, ...]:
-    """Regions come in pixels of the first image the SVLM saw (the possibly downscaled frame)."""
-    if view.scale == 1.0:
-        return regions
-    return tuple(Region(view.to_frame(r.box), r.label, r.score) for r in regions)

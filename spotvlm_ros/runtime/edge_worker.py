@@ -43,6 +43,16 @@ def carry_store(old: ContextStore | None, config: SpotVlmConfig) -> ContextStore
     return store
 
 
+def camera_wait_note(cameras: int) -> str:
+    """What a silent camera means when several are synchronized ("" for one camera)."""
+    if cameras <= 1:
+        return ""
+    return (
+        f"; the {cameras} cameras are answered as synchronized groups, so no group is answered "
+        "until this camera publishes again (check camera.topics)"
+    )
+
+
 class EdgeWorker:
     """Answers the newest frame in a thread of its own; ``submit`` returns at once."""
 

@@ -4,8 +4,10 @@
 within ``server.max_image_bytes``, a JPEG/PNG header whose pixel count is within
 ``server.max_image_pixels``, fewer than ``server.max_queued_goals`` goals running. It returns "" or the
 rejection reason (the node logs it and rejects). :meth:`LvlmService.run` decodes the image, runs the
-backend and returns an :class:`Outcome`: ``succeeded`` with the result dict (``QueryLVLM`` result
-layout, regions in pixels of the image the server got), ``canceled``, or ``aborted`` with the reason
+backend (a goal of several cameras, ``more_images``, shows the LVLM every camera, as images or a mosaic
+per ``focus.multi_camera``, and its regions come back in their camera) and returns an
+:class:`Outcome`: ``succeeded`` with the result dict (``QueryLVLM`` result layout, regions in pixels of
+the image the server got), ``canceled``, or ``aborted`` with the reason
 (undecodable image, backend error). While the backend generates, the text so far goes to ``feedback``
 (at most every ``FEEDBACK_INTERVAL_S``; the full answer last), and a cancel (or :meth:`LvlmService.close`)
 stops it mid-generation: a local model between two tokens, an HTTP backend by closing the request.
@@ -23,7 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.config import SpotVlmConfig
+from ..core.config import MAX_CAMERAS, SpotVlmConfig
+from ..core.focus.cameras import camera_set_input
 from ..core.messages import header_stamp_ns, lvlm_result_to_msg
 from ..core.types import TASKS, LvlmResult
 from ..models.base import BackendError, GenerationCancelled, VlmBackend
@@ -62,22 +65,23 @@ def goal_view(goal: Any) -> dict[str, Any]:
 
     The image bytes are not copied: ``data`` is the message's own buffer.
     """
-    image = goal.image
-    stamp = image.header.stamp
     return {
-        "image": {
-            "header": {
-                "stamp": {"sec": stamp.sec, "nanosec": stamp.nanosec},
-                "frame_id": image.header.frame_id,
-            },
-            "format": image.format,
-            "data": image.data,
-        },
+        "image": _image_view(goal.image),
+        "more_images": [_image_view(image) for image in getattr(goal, "more_images", ())],
         "task": goal.task,
         "prompt": goal.prompt,
         "want_regions": bool(goal.want_regions),
         "max_new_tokens": int(goal.max_new_tokens),
         "request_id": goal.request_id,
+    }
+
+
+def _image_view(image: Any) -> dict[str, Any]:
+    stamp = image.header.stamp
+    return {
+        "header": {"stamp": {"sec": stamp.sec, "nanosec": stamp.nanosec}, "frame_id": image.header.frame_id},
+        "format": image.format,
+        "data": image.data,
     }
 
 
@@ -110,7 +114,6 @@ class LvlmService:
 
     def check(self, goal: Mapping[str, Any]) -> str:
         """Why ``goal`` cannot be served ("" when it can); no decoding, no state change."""
-        limits = self.config.server
         task = str(goal.get("task", ""))
         if task not in TASKS:
             return f"unknown task {task!r}; expected one of {', '.join(TASKS)}"
@@ -121,7 +124,20 @@ class LvlmService:
         max_new = goal.get("max_new_tokens", 0)
         if not isinstance(max_new, int) or not 0 <= max_new <= MAX_NEW_TOKENS:
             return f"max_new_tokens={max_new!r} outside 0..{MAX_NEW_TOKENS} (0 = cloud.max_new_tokens)"
-        image = goal.get("image") or {}
+        images = [goal.get("image") or {}, *(goal.get("more_images") or ())]
+        if len(images) > MAX_CAMERAS:
+            return f"{len(images)} images; at most {MAX_CAMERAS} cameras per goal"
+        names = [str((image.get("header") or {}).get("frame_id", "")) for image in images]
+        if len(images) > 1 and len(set(names)) != len(names):
+            return f"the images of several cameras need distinct header.frame_id values, got {names}"
+        for index, image in enumerate(images):
+            reason = self._check_image(image)
+            if reason:
+                return reason if len(images) == 1 else f"image {index} ({names[index]!r}): {reason}"
+        return ""
+
+    def _check_image(self, image: Mapping[str, Any]) -> str:
+        limits = self.config.server
         data = image.get("data", b"")
         if len(data) == 0:
             return "no image data"
@@ -166,11 +182,16 @@ class LvlmService:
         """Abort goals still queued or generating; call before closing the backend."""
         self._closing.set()
 
-    def messages(self, prompt: str) -> list[dict[str, Any]]:
-        """System prompt, then the image and the goal's prompt (the backend adds the grounding request)."""
+    def messages(self, prompt: str, images: int = 1, note: str = "") -> list[dict[str, Any]]:
+        """System prompt, then the image(s) and the goal's prompt (the backend adds the grounding request).
+
+        ``note`` (which image is which camera) goes before the prompt.
+        """
+        text = f"{note} {prompt}" if note else prompt
+        parts = [{"type": "image"} for _ in range(images)]
         return [
             {"role": "system", "content": [{"type": "text", "text": self.config.system_prompt}]},
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]},
+            {"role": "user", "content": [*parts, {"type": "text", "text": text}]},
         ]
 
     def run(
@@ -198,10 +219,18 @@ class LvlmService:
         if cancelled():
             return Outcome(CANCELED, failed_result("canceled before start"))
         image_msg = goal["image"]
+        image_msgs = [image_msg, *(goal.get("more_images") or ())]
         try:
-            image = decode_compressed(bytes(image_msg["data"]), str(image_msg.get("format", "")))
+            decoded = [decode_compressed(bytes(m["data"]), str(m.get("format", ""))) for m in image_msgs]
         except ImageDecodeError as err:
             return Outcome(ABORTED, failed_result(f"undecodable image: {err}"))
+        image = decoded[0]
+        cameras = None
+        if len(decoded) > 1:
+            names = [str(m["header"].get("frame_id", "")) for m in image_msgs]
+            want = bool(goal.get("want_regions", False))
+            mode, side = self.config.focus.multi_camera, self.config.cloud.image_max_side
+            cameras = camera_set_input(decoded, names, mode, side, want)
         request_id = str(goal.get("request_id", ""))
         max_new_tokens = int(goal.get("max_new_tokens", 0)) or self.config.cloud.max_new_tokens
         extra: dict[str, Any] = {"request_id": request_id} if self._takes_request_id and request_id else {}
@@ -218,8 +247,8 @@ class LvlmService:
             if cancelled():
                 return Outcome(CANCELED, failed_result("canceled while queued"))
             generation = self.backend.generate(
-                self.messages(str(goal["prompt"])),
-                [image],
+                self.messages(str(goal["prompt"]), *((len(cameras.images), cameras.note) if cameras else ())),
+                cameras.images if cameras else [image],
                 max_new_tokens=max_new_tokens,
                 want_regions=bool(goal.get("want_regions", False)),
                 **extra,
@@ -245,11 +274,12 @@ class LvlmService:
             task=str(goal["task"]),
             prompt=str(goal["prompt"]),
             text=generation.text,
-            regions=generation.regions,
+            regions=cameras.to_cameras(generation.regions) if cameras else generation.regions,
             image_size=(int(image.shape[1]), int(image.shape[0])),
             model=self.backend.name,
             round_trip_s=generation.seconds,
             frame_id=str(header.get("frame_id", "")),
+            camera_sizes=cameras.sizes if cameras else (),
         )
         return Outcome(SUCCEEDED, {"context": lvlm_result_to_msg(result), "success": True, "error": ""})
 

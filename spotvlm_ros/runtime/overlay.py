@@ -9,6 +9,7 @@ Foxglove's image panel and ``image_view`` draw over the camera image.
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -22,6 +23,8 @@ FOCUS_COLOR: RGB = (255, 200, 0)  # amber: regions carried over from the LVLM
 ANSWER_COLOR: RGB = (0, 220, 80)  # green: regions the SVLM answered with
 TEXT_COLOR: RGB = (255, 255, 255)
 STALE_COLOR: RGB = (255, 90, 60)
+FOCUS_IMAGE_TOPIC = "/spotvlm/focus_image"
+"""Focus image topic of an output bag (``runtime.bag_writer``); one sub-topic per camera of several."""
 MARKER_LINE_STRIP = 1
 MARKER_POLYGON = 3
 MARKER_ADD = 0
@@ -30,9 +33,27 @@ MAX_TEXT_LINES = 3
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+def focus_image_topic(camera_name: str, base: str = FOCUS_IMAGE_TOPIC) -> str:
+    """The focus image topic of one camera of several, e.g. ``/spotvlm/focus_image/CAM_FRONT``."""
+    return f"{base}/{camera_name}"
+
+
 def answer_detections(answer: EdgeAnswer) -> tuple[Region, ...]:
     """Regions published as ``Detection2DArray``: the answer's own, else the focus regions used."""
     return answer.regions or answer.focus_regions
+
+
+def camera_answer(answer: EdgeAnswer, frame_id: str, reference: str) -> EdgeAnswer:
+    """``answer`` as one camera of a group shows it: only the regions in camera ``frame_id``.
+
+    Regions that name no camera are the ``reference`` camera's.
+    """
+    return replace(
+        answer,
+        frame_id=frame_id,
+        regions=tuple(r for r in answer.regions if r.camera(reference) == frame_id),
+        focus_regions=tuple(r for r in answer.focus_regions if r.camera(reference) == frame_id),
+    )
 
 
 def context_label(answer: EdgeAnswer) -> str:
@@ -113,11 +134,11 @@ def _duration(seconds: float) -> dict[str, int]:
 def region_marker(
     region: Region, marker_id: int, stamp_ns: int, frame_id: str, ns: str, color: RGB, lifetime_s: float
 ) -> dict[str, Any]:
-    """A ``visualization_msgs/ImageMarker`` (closed polygon) outlining one region."""
+    """A ``visualization_msgs/ImageMarker`` (closed polygon) outlining one region (in its camera)."""
     box = region.box
     corners = [(box.x1, box.y1), (box.x2, box.y1), (box.x2, box.y2), (box.x1, box.y2)]
     return {
-        "header": header(stamp_ns, frame_id),
+        "header": header(stamp_ns, region.camera(frame_id)),
         "ns": ns,
         "id": int(marker_id),
         "type": MARKER_POLYGON,

@@ -1,6 +1,8 @@
 """``spotvlm replay``: a bag in, the SpotVLM loop on a chosen clock, an output bag and JSONL records out.
 
-The loop is the one the ROS nodes run: :class:`EdgeRuntime` on the newest frame (latest wins) and a
+Several cameras (``camera.topics``) are read as frame groups (:mod:`.camera_set`, ``camera.sync_slop_s``),
+each camera copied onto its own topic of the output bag. The loop is the one the ROS nodes run:
+:class:`EdgeRuntime` on the newest frame (latest wins) and a
 :class:`CloudClient` sending keyframes to the LVLM. ``clock="simulated"`` replays on the virtual clock
 (cloud delays from ``latency.profile`` under ``seed``; SVLM busy for ``edge.step_time_s`` or its measured
 time), ``clock="realtime"`` on the wall clock with real model and network latency. With ``out_dir`` the
@@ -30,8 +32,9 @@ from ..core.metrics import age_stats, latency_stats
 from ..core.types import NS_PER_S, Frame, LvlmResult
 from ..models.base import VlmBackend
 from ..models.factory import create_backend
-from .bag_reader import BagFrame, open_camera_bag
+from .bag_reader import BagFrame, CameraBag
 from .bag_writer import OutputBag
+from .camera_set import CameraSetBag, CameraSetOutputBag, HeldMessages, open_cameras
 from .clock import SimulatedClock, WallClock
 from .cloud import CloudClient, DelaySampler, LvlmQuery, SimulatedDispatcher, ThreadDispatcher, wants_regions
 from .edge import EdgeRuntime
@@ -50,10 +53,17 @@ class BagSink:
         self.bag = bag
         self._lock = threading.Lock()
 
+    def on_camera(self, topic: str, item: BagFrame) -> None:
+        """One message of one camera of several, copied onto its topic (the group comes to on_input)."""
+        if item.frame is not None and isinstance(self.bag, CameraSetOutputBag):
+            with self._lock:
+                self.bag.write_camera(topic, item)
+
     def on_input(self, item: BagFrame) -> None:
         with self._lock:
             if item.frame is not None:
-                self.bag.write_frame(item)
+                if not item.frame.cameras:  # a group's cameras were copied by on_camera
+                    self.bag.write_frame(item)
             else:
                 self.bag.write_record(
                     {"type": "unreadable", "index": item.index, "log_ns": item.log_ns, "error": item.error}
@@ -172,7 +182,8 @@ def replay_bag(
     edge_backend = edge_backend or create_backend(config.edge, "edge")
     cloud_backend = cloud_backend or create_backend(config.cloud, "cloud")
     out = Path(out_dir) if out_dir is not None else None
-    with open_camera_bag(bag, config.camera.topic) as camera:
+    held = HeldMessages()  # camera messages read before the output bag is open
+    with open_cameras(bag, config.camera.camera_topics, config.camera.sync_slop_s, on_message=held) as camera:
         source = iter(camera)
         if max_frames:
             source = itertools.islice(source, max_frames)
@@ -185,17 +196,15 @@ def replay_bag(
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             _remove_previous_bag(out / "bag")
-            output = OutputBag(
-                out / "bag",
-                input_topic=camera.topic,
-                input_msgtype=camera.msgtype,
-                records_path=out / "records.jsonl",
-                focus_image_every=focus_image_every,
-                focus_image_max_side=focus_image_max_side,
-            )
+            output = _output_bag(out, camera, focus_image_every, focus_image_max_side)
             output.open()
         freshness = ContextFreshness(config.context.max_context_age_s)
-        log = RunLog(sinks=[freshness, BagSink(output)] if output is not None else [freshness])
+        sinks: list = [freshness]
+        if output is not None:
+            sink = BagSink(output)
+            sinks.append(sink)
+            held.attach(sink.on_camera)
+        log = RunLog(sinks=sinks)
         try:
             cloud, answerer, runner = _assemble(config, clock, origin, rate, edge_backend, cloud_backend, log)
             runner.run(items)
@@ -227,6 +236,18 @@ def replay_bag(
             json.dumps(summary.to_json(), indent=1, sort_keys=True, default=str)
         )
     return summary
+
+
+def _output_bag(out: Path, camera: CameraBag | CameraSetBag, every: int, max_side: int) -> OutputBag:
+    """The run's output bag: the input camera topic(s) copied, answers, contexts, focus images."""
+    common = {
+        "records_path": out / "records.jsonl",
+        "focus_image_every": every,
+        "focus_image_max_side": max_side,
+    }
+    if isinstance(camera, CameraSetBag):
+        return CameraSetOutputBag(out / "bag", input_topics=camera.msgtypes, **common)
+    return OutputBag(out / "bag", input_topic=camera.topic, input_msgtype=camera.msgtype, **common)
 
 
 def _remove_previous_bag(path: Path) -> None:

@@ -8,12 +8,16 @@ checked element by element).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ..core.camera_groups import group_frame
+from ..core.config import CameraConfig
 from ..core.types import NS_PER_S, Frame
-from .image_codec import MAX_PIXELS, decode_image_msg, rgb_to_image_msg
+from .image_codec import MAX_PIXELS, ImageDecodeError, decode_image_msg, rgb_to_image_msg
+from .qos import camera_topic
 
 
 def stamp_ns(header: Any) -> int:
@@ -28,6 +32,28 @@ def frame_from_image_msg(msg: Any, seq: int = 0, max_pixels: int = MAX_PIXELS) -
     """
     image = decode_image_msg(msg, max_pixels=max_pixels)
     return Frame(stamp_ns(msg.header), image, frame_id=str(msg.header.frame_id), seq=seq)
+
+
+def frame_group_from_msgs(msgs: Sequence[Any], seq: int = 0, max_pixels: int = MAX_PIXELS) -> Frame:
+    """One frame of the camera messages of one instant (the first camera is the reference).
+
+    A single message gives a plain frame. Raises ImageDecodeError (the camera named in it) or
+    ValueError when two cameras share a frame id.
+    """
+    frames = []
+    for msg in msgs:
+        try:
+            frames.append(frame_from_image_msg(msg, seq, max_pixels))
+        except ImageDecodeError as err:
+            if len(msgs) == 1:
+                raise
+            raise ImageDecodeError(err.reason, f"camera {msg.header.frame_id!r}: {err.detail}") from None
+    return group_frame(frames, seq)
+
+
+def camera_topics(camera: CameraConfig) -> list[str]:
+    """The topics the nodes subscribe, one per camera (``camera_topic``'s naming for each)."""
+    return [camera_topic(camera.model_copy(update={"topic": topic})) for topic in camera.camera_topics]
 
 
 def image_msg_fields(image: np.ndarray, stamp: int, frame_id: str) -> dict[str, Any]:

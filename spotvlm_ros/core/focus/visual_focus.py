@@ -8,6 +8,9 @@ frame, propagated from the keyframe image, filtered by confidence, and turned in
 * ``mark``: boxes and labels drawn on the frame; ``mask``: the frame dimmed outside the regions;
 * ``off`` (the ablation, also used whenever there are no regions): the plain frame.
 
+A frame of several cameras (``Frame.cameras``) is handled by :mod:`.group_view`: regions are carried
+per camera and the view shows every camera (``focus.multi_camera``: own images or a mosaic).
+
 Single-image views are downscaled to the model's ``max_side`` (and to the budget). Visual tokens are
 counted with the model's rule (:mod:`.tokens`); :meth:`VisualFocus.view_costs` prices every view of
 the current regions and :func:`cheapest_view` picks the cheapest one that keeps region detail.
@@ -16,7 +19,7 @@ the current regions and :func:`cheapest_view` picks the cheapest one that keeps 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -24,6 +27,8 @@ import numpy as np
 
 from ..sanitize import sanitize_label
 from ..types import Box, Frame, LvlmResult, Region
+from .cameras import MosaicLayout, regions_to_cameras
+from .group_view import CameraSetFocus
 from .propagation import PropagatedRegion, RegionPropagator
 from .tokens import VisualTokenSpec, model_input_size, visual_tokens
 from .views import CropPlan, crop_image, crop_rect, dim_outside, draw_marks, plan_crops, plan_single, resize
@@ -43,6 +48,10 @@ class FocusView:
     ``images[0]`` is the (downscaled, maybe marked or masked) full frame, ``images[1:]`` the crops
     of ``crop_boxes`` (frame pixels). ``scale`` is images[0] pixels per frame pixel. ``note`` is a
     sentence for the prompt that says what the images are.
+
+    Several cameras: ``cameras`` lists (frame id, width, height) in image order; the camera images
+    (or, with ``layout``, their mosaic, ``scale`` then being images[0] pixels per layout pixel) come
+    before the crops, and ``regions`` carry their camera.
     """
 
     images: list[np.ndarray]
@@ -53,10 +62,28 @@ class FocusView:
     scale: float = 1.0
     note: str = ""
     over_budget: bool = False
+    cameras: tuple[tuple[str, int, int], ...] = ()
+    layout: MosaicLayout | None = None
 
     def to_frame(self, box: Box) -> Box:
         """A box in images[0] pixels mapped back to frame pixels."""
         return box.scale(1.0 / self.scale, 1.0 / self.scale)
+
+    def regions_to_frame(self, regions: Sequence[Region]) -> tuple[Region, ...]:
+        """Regions a model returned in images[0] pixels, in the pixels of their camera.
+
+        One camera: scaled back to the frame. Several: the mosaic tile under each box, or the camera
+        its label names (else the first camera), with ``frame_id`` set.
+        """
+        if not self.cameras:
+            if self.scale == 1.0:
+                return tuple(regions)
+            return tuple(replace(r, box=self.to_frame(r.box)) for r in regions)
+        if self.layout is not None:
+            return self.layout.to_cameras(regions, self.scale)
+        _, width, height = self.cameras[0]
+        shown = (round(width * self.scale), round(height * self.scale))
+        return regions_to_cameras(regions, self.cameras, shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +127,7 @@ class VisualFocus:
         )
         self._plans: dict[tuple, object] = {}
         self._scaled: tuple[tuple, tuple[Region, ...]] | None = None
+        self._cameras = CameraSetFocus(self)
 
     def prepare(self, frame: Frame, context: LvlmResult | None, keyframe: Frame | None) -> FocusView:
         """The SVLM view of ``frame`` given the context in use (None = none) and its keyframe image."""
@@ -109,6 +137,8 @@ class VisualFocus:
         self, frame: Frame, context: LvlmResult | None, keyframe: Frame | None
     ) -> tuple[PropagatedRegion, ...]:
         """The context's regions carried to ``frame``, most confident first, at most ``max_regions``."""
+        if frame.cameras:
+            return self._cameras.propagate(frame, context, keyframe)
         config = self.config
         if config.mode == "off" or context is None or not context.regions or config.max_regions == 0:
             return ()
@@ -128,6 +158,8 @@ class VisualFocus:
         mode = mode or self.config.mode
         if mode not in VIEW_MODES + ("off",):
             raise ValueError(f"focus mode must be one of {VIEW_MODES + ('off',)}, got {mode!r}")
+        if frame.cameras:
+            return self._cameras.render(frame, regions, mode)
         if not regions or mode == "off":
             return self._single(frame, (), "off")
         if mode == "crop":
