@@ -1,8 +1,11 @@
 """SpotVLM on a recorded bag: ``ros2 bag play --clock`` beside all three nodes on sim time, and rviz2.
 
 Arguments: bag (default: the shipped demo bag), rate, and every argument of spotvlm_base.launch.py;
-image_transport defaults to compressed and rviz to true here. Latched context topics in the bag replay
-as TRANSIENT_LOCAL through config/qos_overrides.yaml.
+here image_transport defaults to compressed, rviz to true and models to demo (the shipped trained demo
+models, so the answers drawn on the focus images mean something; models:=params runs the parameter
+file's). A bag of several cameras (e.g. one imported from DriveLM/nuScenes) needs their topics:
+``camera_topics:=[/CAM_FRONT/image_raw, /CAM_BACK/image_raw, ...]``. The latched context of a SpotVLM
+output bag (/spotvlm/context) replays as TRANSIENT_LOCAL through config/qos_overrides.yaml.
 """
 
 from pathlib import Path
@@ -29,6 +32,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("rate", default_value="1.0", description="Playback rate"),
         DeclareLaunchArgument("image_transport", default_value="compressed", description="raw or compressed"),
         DeclareLaunchArgument("rviz", default_value="true", description="Start rviz2"),
+        DeclareLaunchArgument("models", default_value="demo", description="demo (shipped trained) or params"),
     ]
     play = ExecuteProcess(
         cmd=[
@@ -44,6 +48,7 @@ def generate_launch_description() -> LaunchDescription:
             "use_sim_time": "true",
             "image_transport": LaunchConfiguration("image_transport"),
             "rviz": LaunchConfiguration("rviz"),
+            "models": LaunchConfiguration("models"),
         }.items(),
     )
     return LaunchDescription([*arguments, nodes, play])
