@@ -1,0 +1,135 @@
+"""The family table: served-name lookup, token rules against the real image processors, and why Qwen3.5
+prefix reuse is refused (shown on the model, not assumed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    Gemma4ImageProcessorPil,
+    GotOcr2ImageProcessorPil,
+    Qwen2VLImageProcessorPil,
+    SmolVLMImageProcessorPil,
+)
+
+from spotvlm_ros.core.focus.tokens import visual_tokens
+from spotvlm_ros.models.families import (
+    FAMILIES,
+    family_by_name,
+    family_for_model_type,
+    family_for_served_name,
+    resolve_convention,
+)
+from spotvlm_ros.models.grounding import COORD_FORMATS
+from spotvlm_ros.models.hf_local import HfLocalBackend
+
+torch.set_num_threads(1)
+
+SIZES = [(640, 480), (224, 224), (1280, 720), (300, 900), (1920, 1080)]
+
+
+@pytest.mark.parametrize(
+    ("served", "family"),
+    [
+        ("Qwen/Qwen3-VL-235B-A22B-Instruct", "qwen3_vl"),
+        ("Qwen/Qwen3-VL-30B-A3B-Instruct-FP8", "qwen3_vl"),
+        ("qwen3-vl-2b-instruct", "qwen3_vl"),
+        ("Qwen/Qwen2.5-VL-72B-Instruct-AWQ", "qwen2_5_vl"),
+        ("Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl"),
+        ("Qwen/Qwen3.5-397B-A17B", "qwen3_5"),
+        ("google/gemma-4-E2B-it", "gemma4"),
+        ("OpenGVLab/InternVL3-1B-hf", "internvl"),
+        ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "smolvlm"),
+        ("zai-org/GLM-4.6V-Flash", "glm4v"),
+        ("gpt-4o", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_served_names_find_their_family(served: str, family: str) -> None:
+    assert family_for_served_name(served).name == family
+
+
+def test_table_is_consistent() -> None:
+    types = [t for f in FAMILIES for t in f.model_types]
+    assert len(types) == len(set(types))
+    for family in FAMILIES:
+        assert family.coord_format in COORD_FORMATS
+        assert family.prefix_reuse or family.prefix_reuse_note
+        for model_type in family.model_types:
+            assert family_for_model_type(model_type) is family
+    assert family_by_name("qwen2_5_vl").px_per_token == 28
+    assert family_by_name("qwen3_vl").px_per_token == 32
+    assert family_for_model_type("qwen3_vl_moe").coord_format == "qwen2_1000"
+    assert family_for_model_type("qwen2_5_vl").coord_format == "qwen25_abs"
+    assert resolve_convention(family_by_name("qwen3_vl"), "auto").coord_format == "qwen2_1000"
+    assert resolve_convention(family_by_name("qwen3_vl"), "qwen25_abs").source == "config"
+
+
+def _qwen3_processor_count(width: int, height: int) -> int:
+    processor = Qwen2VLImageProcessorPil(
+        patch_size=16, merge_size=2, min_pixels=256 * 256, max_pixels=4096**2
+    )
+    return processor.get_number_of_image_patches(height, width, {}) // 4
+
+
+def _gemma4_count(width: int, height: int) -> int:
+    image = np.zeros((height, width, 3), np.uint8)
+    return int(Gemma4ImageProcessorPil()(images=[image])["num_soft_tokens_per_image"][0])
+
+
+def _smolvlm2_count(width: int, height: int) -> int:
+    processor = SmolVLMImageProcessorPil(size={"longest_edge": 2048}, max_image_size={"longest_edge": 512})
+    patches, _, _ = processor.get_number_of_image_patches(height, width, {})
+    return max(patches, 1) * 64
+
+
+def _internvl_count(width: int, height: int) -> int:
+    processor = GotOcr2ImageProcessorPil(
+        size={"height": 448, "width": 448}, crop_to_patches=True, max_patches=12
+    )
+    return processor.get_number_of_image_patches(height, width, {}) * 256
+
+
+@pytest.mark.parametrize(
+    ("family", "count"),
+    [
+        ("qwen3_vl", _qwen3_processor_count),
+        ("gemma4", _gemma4_count),
+        ("smolvlm", _smolvlm2_count),
+        ("internvl", _internvl_count),
+    ],
+)
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_token_rules_match_the_real_image_processors(family, count, width: int, height: int) -> None:
+    spec = family_by_name(family).tokens
+    assert visual_tokens(width, height, spec=spec) == count(width, height)
+
+
+def test_qwen3_vl_frame_costs_32_px_per_token() -> None:
+    assert visual_tokens(640, 480, spec=family_by_name("qwen3_vl").tokens) == 300
+    assert visual_tokens(640, 480, spec=family_by_name("qwen2_5_vl").tokens) == 17 * 23
+
+
+def test_qwen3_5_prefix_state_cannot_be_reused_exactly(tiny_model_factory) -> None:
+    """The refusal is checked on the model: after a prompt, its linear-attention state cannot be cropped
+    back to a shared prefix, and carrying the uncropped state over changes the next prompt's logits."""
+    backend = HfLocalBackend(tiny_model_factory("qwen3_5"), max_new_tokens=2, prefix_cache=False)
+    model = backend.model
+    first = backend.tokenizer(
+        "The traffic light is red. What is the state of the traffic light?", return_tensors="pt"
+    )
+    second = backend.tokenizer("The traffic light is red. Is it safe to go?", return_tensors="pt")
+    shared = 6
+    assert first["input_ids"][0, :shared].tolist() == second["input_ids"][0, :shared].tolist()
+    try:
+        with torch.inference_mode():
+            fresh = model(input_ids=second["input_ids"]).logits[0, -1]
+            cache = model(input_ids=first["input_ids"], use_cache=True).cache
+            with pytest.raises(RuntimeError, match="past states"):
+                cache.crop(shared)
+            reused = model(input_ids=second["input_ids"][:, shared:], cache=cache).logits[0, -1]
+            # a full-attention model cropped to the prefix would match; the carried state does not
+            assert not torch.allclose(fresh, reused, atol=1e-4)
+    finally:
+        backend.close()
