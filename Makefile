@@ -12,7 +12,7 @@ EXTRAS ?= ml,viz,test
 LOCK_VENV ?= .venv-lock
 LOCK_EXTRAS ?= ml,viz,test,docs
 
-.PHONY: venv test test-all demo lint bench lock clean
+.PHONY: venv test test-all demo lint bench docs lock clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/spotvlm bench all --out out/bench
+
+# the docs site (MkDocs + Material) into out/site; --strict: a broken link, missing page or bad anchor fails
+docs: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[docs]"
+	$(VENV)/bin/mkdocs build --strict --site-dir out/site
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) out build install log .pytest_cache .ruff_cache

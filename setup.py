@@ -49,6 +49,7 @@ setup(
             "jinja2>=3.1",
         ],
         "viz": ["matplotlib>=3.7", "mcap>=1.1", "mcap-ros2-support>=0.5"],
+        "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10"],
         "test": [
             "pytest>=8,<9",  # ROS 2 Jazzy's launch_testing plugin needs pytest < 9
             "hypothesis>=6.100",
