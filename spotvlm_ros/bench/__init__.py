@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-BENCHMARKS = ("core", "models", "replay", "accuracy", "targets", "soak")
+BENCHMARKS = ("core", "models", "replay", "accuracy", "targets", "soak", "importer")
 
 # figure -> (comparison, target), from DESIGN.md "Benchmarks: one output convention"
 TARGETS: dict[str, tuple[str, float]] = {
@@ -19,6 +19,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "focus_visual_token_ratio": (">=", 2.0),
     "focus_speedup_ratio": (">=", 1.5),
     "replay_vs_plain_read_ratio": (">=", 0.7),
+    "multicam_replay_vs_plain_read_ratio": (">=", 0.6),
     "gap_closed_mean1p5s": (">=", 0.6),
     "gap_closed_mean5s": (">=", 0.5),
     "latency_vs_svlm_ratio": ("<=", 1.15),

@@ -36,6 +36,8 @@ GROUPS = ("perception", "prediction", "planning", "behavior")
 TAG_METRICS = {0: "accuracy", 1: "gpt", 2: "language", 3: "match"}
 """DriveLM's evaluation tags (``challenge/evaluation.py``) -> the metric family they select."""
 OPTIONS_MARKER = "following options:"
+HEADER_BYTES = 65536
+"""Bytes of a JPEG read to find its frame header (the rest is read only when it is not there)."""
 
 
 class DriveLmError(ValueError):
@@ -195,12 +197,16 @@ def read_image_info(path: Path, camera: str, where: str) -> CameraImage:
 def jpeg_size(path: Path, where: str) -> tuple[int, int]:
     """(width, height) from a JPEG's frame header; DriveLmError when unreadable or not a JPEG."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            data = stream.read(HEADER_BYTES)
+            size = _sof_size(data) if data[:2] == b"\xff\xd8" else None
+            if size is None and len(data) == HEADER_BYTES:  # a long header (large EXIF): read on
+                data += stream.read()
+                size = _sof_size(data)
     except OSError as err:
         raise DriveLmError(f"{where}: cannot read image {path}: {err}") from None
     if data[:2] != b"\xff\xd8":
         raise DriveLmError(f"{where}: {path} is not a JPEG image")
-    size = _sof_size(data)
     if size is None:
         raise DriveLmError(f"{where}: {path} is a truncated or corrupt JPEG (no frame header)")
     return size
