@@ -17,6 +17,7 @@ from .bench import BENCHMARKS
 from .cli_import import add_import_command
 from .cli_run import add_run_commands
 from .core.config import ConfigError, load_config, to_ros_params
+from .doctor import add_doctor_command
 from .training.command import add_train_command
 
 EXIT_OK = 0
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_make_bag(sub)
     add_import_command(sub)  # import-drivelm
+    add_doctor_command(sub)  # doctor
 
     show = sub.add_parser("config", help="validate a config file and print every parameter")
     show.add_argument("config", type=Path, nargs="?", default=None, help="YAML config to validate")
