@@ -85,6 +85,17 @@ class Collector:
         return condition(self.messages)
 
 
+class CameraRig:
+    """What the test changes on running fixture cameras: stamp offsets and stopped cameras."""
+
+    def __init__(self, topics: dict[str, str]) -> None:
+        self.topics = dict(topics)
+        self.offsets_ns: dict[str, int] = {}
+        self.stopped: set[str] = set()
+        self.sent: dict[str, list[int]] = {}
+        self.ticks = 0
+
+
 class RosHarness:
     """An rclpy node spinning in a thread: a fixture camera and subscriptions for the assertions."""
 
@@ -117,6 +128,38 @@ class RosHarness:
             pub.publish(msg)
 
         self.node.create_timer(1.0 / rate_hz, tick)
+
+    def cameras(self, topics: dict[str, str], rate_hz: float = 5.0, qos: QoSProfile | int = 10) -> CameraRig:
+        """Several fixture cameras (topic -> frame id) publishing one frame each per tick.
+
+        Tick k is stamped ``start + k / rate_hz`` (no timer jitter in the stamps) plus the camera's
+        ``offsets_ns`` entry; a camera in ``stopped`` publishes nothing. Sent stamps are recorded per
+        camera in ``sent``.
+        """
+        rig = CameraRig(topics)
+        pubs = {topic: self.node.create_publisher(Image, topic, qos) for topic in topics}
+        start = self.node.get_clock().now().nanoseconds
+        period_ns = round(1e9 / rate_hz)
+
+        def tick() -> None:
+            self._count += 1
+            rig.ticks += 1
+            for index, (topic, frame_id) in enumerate(topics.items()):
+                if topic in rig.stopped:
+                    continue
+                image = frame_image(self._count + 11 * index)
+                stamp = start + rig.ticks * period_ns + rig.offsets_ns.get(topic, 0)
+                msg = Image()
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+                msg.header.frame_id = frame_id
+                msg.height, msg.width = image.shape[:2]
+                msg.encoding, msg.step = "rgb8", image.shape[1] * 3
+                msg.data = array.array("B", image.tobytes())
+                rig.sent.setdefault(frame_id, []).append(stamp)
+                pubs[topic].publish(msg)
+
+        self.node.create_timer(1.0 / rate_hz, tick)
+        return rig
 
     def collect(self, msg_type: Any, topic: str, qos: QoSProfile | int = 10) -> Collector:
         collector = Collector()

@@ -39,7 +39,8 @@ STARTUP_S = 180.0
 def generate_test_description() -> LaunchDescription:
     params = tiny_params(Path(tempfile.mkdtemp(prefix="spotvlm-replay-")) / "params.yaml")
     launch_file = os.path.join(get_package_share_directory("spotvlm_ros"), "launch", "replay.launch.py")
-    arguments = {"bag": str(BAG), "params_file": str(params), "rviz": "false"}
+    # models:=params: the tiny models of the parameter file (the replay launch defaults to the demo models)
+    arguments = {"bag": str(BAG), "params_file": str(params), "rviz": "false", "models": "params"}
     return LaunchDescription(
         [
             *(SetEnvironmentVariable(k, v) for k, v in NODE_ENV.items()),
