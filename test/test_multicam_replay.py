@@ -10,12 +10,17 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from spotvlm_ros.core.camera_groups import group_frame
 from spotvlm_ros.core.config import load_config
+from spotvlm_ros.core.latency import parse_latency_profile
 from spotvlm_ros.core.messages import detection_array_to_regions
-from spotvlm_ros.core.types import Box, Region
+from spotvlm_ros.core.types import Box, Frame, Region
 from spotvlm_ros.models.base import Generation
 from spotvlm_ros.models.zero import ZeroCostBackend
+from spotvlm_ros.runtime.baselines import BlockingCloudAnswerer
 from spotvlm_ros.runtime.camera_set import CameraSetBag, write_camera_set_bag
+from spotvlm_ros.runtime.clock import SimulatedClock
+from spotvlm_ros.runtime.cloud import DelaySampler, LvlmQuery
 from spotvlm_ros.runtime.make_bag import make_synthetic_bag, synthetic_frames
 from spotvlm_ros.runtime.replay import replay_bag
 from spotvlm_ros.runtime.typestore import message_to_dict, spotvlm_typestore
@@ -166,3 +171,18 @@ def test_one_camera_in_topics_replays_exactly_as_camera_topic(tmp_path, backend)
         assert not any(t.startswith("/spotvlm/focus_image/") for t in bag)
     assert outputs[0] == outputs[1]
     assert outputs[0][0]["counts"]["answered"] == 8 and "groups" not in outputs[0][0]["read"]
+
+
+def test_the_blocking_cloud_baseline_sends_every_camera():
+    config = load_config(overrides={"cloud.backend": "zero"})
+    lvlm = GroundingDouble((Region(Box(10, 10, 20, 20), "back: car"),))
+    clock = SimulatedClock(0)
+    delay = DelaySampler(clock, parse_latency_profile("constant:delay=0.5", seed=0))
+    answerer = BlockingCloudAnswerer(LvlmQuery(lvlm, config, "vqa", "p", True), delay, clock)
+    front = Frame(MS, np.zeros((48, 64, 3), np.uint8), "front")
+    back = Frame(MS + 1, np.full((24, 32, 3), 90, np.uint8), "back")
+    step = answerer.answer(group_frame([front, back]))
+    assert lvlm.shown == [[(48, 64, 3), (24, 32, 3)]]
+    assert answerer.use.bytes_sent > 0 and step.latency_s == 0.5
+    single = answerer.answer(front)
+    assert lvlm.shown[-1] == [(48, 64, 3)] and single.answer.frame_id == "front"

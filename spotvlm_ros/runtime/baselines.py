@@ -84,8 +84,9 @@ class BlockingCloudAnswerer:
     def answer(self, frame: Frame, skipped: int = 0) -> Step:
         self.use.requests += 1
         request_id = f"{self.query.task}-blocking-{self.use.requests}"
-        keyframe = Keyframe(request_id, frame, self.query.encode(frame), self.clock.now_ns())
-        self.use.bytes_sent += len(keyframe.jpeg)
+        jpegs = self.query.encode_all(frame)  # every camera of a frame group
+        keyframe = Keyframe(request_id, frame, jpegs[0], self.clock.now_ns(), jpegs[1:])
+        self.use.bytes_sent += keyframe.bytes_sent
         delay = self.delay()
         try:
             generation = self.query.generate(keyframe)
