@@ -12,10 +12,16 @@ from drivelm_support import load, sample_dir, split_scene, write_json
 
 from spotvlm_ros.cli import main
 from spotvlm_ros.core.annotations import load_annotations
+from spotvlm_ros.core.config import load_config
 from spotvlm_ros.core.drivelm_metrics import GPT_NOT_COMPUTED
+from spotvlm_ros.datasets.drivelm import CAMERAS
+from spotvlm_ros.models.zero import ZeroCostBackend
+from spotvlm_ros.runtime.eval.drivelm import run_drivelm_eval
 
 GROUPS = ("perception", "prediction", "planning", "behavior")
 ZERO = ["--set", "edge.backend=zero", "--set", "cloud.backend=zero"]
+SIX_TOPICS = [f"/{c}/image_raw/compressed" for c in CAMERAS]
+SIX = ["--set", f"camera.topics=[{', '.join(SIX_TOPICS)}]"]
 FIXED = ["--set", "edge.step_time_s=0.2", "--set", "cloud.step_time_s=0.0", "--profile", "constant:delay=1.0"]
 
 
@@ -58,7 +64,7 @@ def test_zero_backend_scores_every_group(eval_form_bag: Path, tmp_path: Path, ca
         eval_form_bag, tmp_path / "out", capsys, *ZERO, *FIXED, "--modes", "svlm,spotvlm"
     )
     _check_groups(results, 35)
-    assert results["drives"] == 2 and results["topic"] == "/CAM_FRONT/image_raw/compressed"
+    assert results["drives"] == 2 and results["topics"] == ["/CAM_FRONT/image_raw/compressed"]
     assert results["gpt_score"] == GPT_NOT_COMPUTED and GPT_NOT_COMPUTED in printed
     assert "CIDEr is not computed" in printed
     (modes,) = results["metrics"].values()
@@ -72,6 +78,35 @@ def test_zero_backend_scores_every_group(eval_form_bag: Path, tmp_path: Path, ca
     assert len(answers) == 2 * 35 and {a["mode"] for a in answers} == {"svlm", "spotvlm"}
     report = (tmp_path / "out" / "report.md").read_text()
     assert "GPT score is not computed" in report and "| spotvlm | behavior |" in report
+
+
+def test_six_cameras_zero_backend(eval_form_bag: Path, tmp_path: Path, capsys) -> None:
+    args = [*ZERO, *FIXED, *SIX, "--modes", "svlm,spotvlm", "--per-group", "1"]
+    results, printed = _eval(eval_form_bag, tmp_path / "six", capsys, *args)
+    _check_groups(results, 20)
+    assert results["topics"] == SIX_TOPICS and "/CAM_BACK_RIGHT/image_raw/compressed" in printed
+    for mode in ("svlm", "spotvlm"):
+        assert results["metrics"]["constant:delay=1.0"][mode]["all"]["answered"] == 20
+
+
+def test_cached_frames_change_nothing(eval_form_bag: Path) -> None:
+    config = load_config(None, {"edge.step_time_s": 0.2, "camera.topics": SIX_TOPICS[:3]})
+
+    def run(cache_bytes: int):
+        return run_drivelm_eval(
+            eval_form_bag,
+            config,
+            modes=["spotvlm"],
+            profiles=["constant:delay=1.0"],
+            groups=["perception", "behavior"],
+            per_group=1,
+            cache_bytes=cache_bytes,
+            backends=lambda: (ZeroCostBackend("zero:edge"), ZeroCostBackend("zero:cloud")),
+        )
+
+    cached, reread = run(1 << 30), run(0)
+    assert len(cached.answers) == 10 and cached.answers == reread.answers
+    assert cached.table() == reread.table()
 
 
 def test_jobs_2_equals_jobs_1(eval_form_bag: Path, tmp_path: Path, capsys) -> None:
@@ -114,7 +149,7 @@ def test_tiny_models_answer_every_group(tmp_path: Path, capsys, monkeypatch) -> 
     ((token, scene),) = load("test_eval.json").items()
     two = dict(list(scene["key_frames"].items())[:2])  # two key frames, each its own drive
     qa = write_json(tmp_path / "qa.json", split_scene({token: {**scene, "key_frames": two}}, 1))
-    bag = _import(tmp_path / "bag", qa, "--cameras", "CAM_FRONT")
+    bag = _import(tmp_path / "bag", qa)
     tiny = {
         "edge.backend": "tiny",
         "cloud.backend": "tiny",
@@ -124,7 +159,7 @@ def test_tiny_models_answer_every_group(tmp_path: Path, capsys, monkeypatch) -> 
         "cloud.image_max_side": 224,
     }
     settings = [part for key, value in tiny.items() for part in ("--set", f"{key}={value}")]
-    args = [*settings, *FIXED, "--modes", "spotvlm", "--per-group", "1"]
+    args = [*settings, *FIXED, *SIX, "--modes", "spotvlm", "--per-group", "1"]
     one, _ = _eval(bag, tmp_path / "one", capsys, *args)
     _check_groups(one, 8)
     assert one["drives"] == 2

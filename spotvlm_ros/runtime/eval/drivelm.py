@@ -31,11 +31,13 @@ from ...core.drivelm_metrics import GPT_NOT_COMPUTED, ScoredItem, TagRef, score_
 from ...core.latency import parse_latency_profile
 from ...core.types import NS_PER_S
 from ...models.base import VlmBackend
-from ..bag_reader import IMAGE_TYPES, open_camera_bag
+from ..bag_reader import IMAGE_TYPES
+from ..camera_set import open_cameras
 from ..clock import SimulatedClock
 from ..events import RunLog
 from ..simulator import Simulator
 from ..typestore import spotvlm_typestore
+from .drive_frames import DEFAULT_BUDGET_BYTES, DriveFrames
 from .memo import MemoBackend
 from .modes import MODES, build_mode
 from .runner import EvalError, latency_seed
@@ -91,55 +93,86 @@ def select_questions(
     return chosen
 
 
-def choose_topic(bag: Path, config: SpotVlmConfig) -> str:
-    """``camera.topic`` when set, else the reference camera's topic (CAM_FRONT), else the only image topic."""
+def choose_topics(bag: Path, config: SpotVlmConfig) -> list[str]:
+    """The camera topics to read; the first is the reference, whose stamps are the questions' frames.
+
+    ``camera.topics`` (or ``camera.topic``) when set, else CAM_FRONT's topic, else the only image topic.
+    """
+    if config.camera.topics or config.camera.topic:
+        return list(config.camera.camera_topics)
     reader = Reader(bag)
     reader.open()
     try:
         topics = sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES})
     finally:
         reader.close()
-    if config.camera.topic:
-        return config.camera.topic
     front = [t for t in topics if t.strip("/").split("/")[0] == REFERENCE_CAMERA]
     if front:
-        return front[0]
+        return front[:1]
     if len(topics) == 1:
-        return topics[0]
+        return topics
     raise EvalError(f"{bag}: several image topics and none of {REFERENCE_CAMERA}; set camera.topic: {topics}")
 
 
 @dataclass
 class TopicIndex:
-    """The camera of a topic (its messages' frame id) and, per drive, its first log time and each stamp's."""
+    """What the headers of the camera topics say.
 
-    camera: str = ""
-    drives: dict[str, tuple[int, dict[int, int]]] = field(default_factory=dict)
+    Per topic: its camera (the messages' frame id) and the log time of each stamp; per drive of the
+    reference topic (the first), the log time of its first message.
+    """
+
+    cameras: list[str] = field(default_factory=list)
+    logs: list[dict[int, int]] = field(default_factory=list)
+    drive_starts: dict[str, int] = field(default_factory=dict)
+
+    def first_log(self, frame: FrameAnnotation) -> int | None:
+        """The log time of the first camera message of an annotated instant (None: none found)."""
+        found = [
+            logs.get(camera_stamp(frame, camera))
+            for camera, logs in zip(self.cameras, self.logs, strict=True)
+        ]
+        return min((v for v in found if v is not None), default=None)
+
+    def stop_after(self, frame: FrameAnnotation) -> int | None:
+        """The log time just after the last camera message of an annotated instant (None: one missing)."""
+        found = [
+            logs.get(camera_stamp(frame, camera))
+            for camera, logs in zip(self.cameras, self.logs, strict=True)
+        ]
+        return None if None in found else max(v for v in found if v is not None) + 1
 
 
-def index_topic(bag: Path, topic: str, annotations: AnnotationIndex) -> TopicIndex:
-    """Each message's drive and log time, from the headers only.
+def index_topics(bag: Path, topics: Sequence[str], annotations: AnnotationIndex) -> TopicIndex:
+    """Read the topics' headers only (no image decoded).
 
-    A message without ground truth is in the drive before it.
+    A message of the reference topic without ground truth is in the drive before it.
     """
     store = spotvlm_typestore()
     index = TopicIndex()
-    current = ""
-    by_stamp: dict[int, FrameAnnotation] = {}
     reader = Reader(bag)
     reader.open()
     try:
-        connections = [c for c in reader.connections if c.topic == topic]
-        for conn, log_ns, raw in reader.messages(connections):
-            header = store.deserialize_cdr(raw, conn.msgtype).header
-            if not index.camera:
-                index.camera = str(header.frame_id)
-                by_stamp = {camera_stamp(a, index.camera): a for a in annotations.items.values()}
-            stamp_ns = int(header.stamp.sec) * NS_PER_S + int(header.stamp.nanosec)
-            truth = by_stamp.get(stamp_ns)
-            current = truth.sequence if truth is not None else current
-            _, logs = index.drives.setdefault(current, (log_ns, {}))
-            logs[stamp_ns] = log_ns
+        for number, topic in enumerate(topics):
+            connections = [c for c in reader.connections if c.topic == topic]
+            if not connections:
+                raise EvalError(f"{bag}: no topic {topic}")
+            camera, logs = "", {}
+            current = ""
+            by_stamp: dict[int, FrameAnnotation] = {}
+            for conn, log_ns, raw in reader.messages(connections):
+                header = store.deserialize_cdr(raw, conn.msgtype).header
+                if not camera:
+                    camera = str(header.frame_id)
+                    by_stamp = {camera_stamp(a, camera): a for a in annotations.items.values()}
+                stamp_ns = int(header.stamp.sec) * NS_PER_S + int(header.stamp.nanosec)
+                logs[stamp_ns] = log_ns
+                if number == 0:
+                    truth = by_stamp.get(stamp_ns)
+                    current = truth.sequence if truth is not None else current
+                    index.drive_starts.setdefault(current, log_ns)
+            index.cameras.append(camera)
+            index.logs.append(logs)
     finally:
         reader.close()
     return index
@@ -150,13 +183,14 @@ class DriveJob:
     """The runs of one drive: every profile x question x mode."""
 
     bag: str
-    topic: str
+    topics: list[str]
     config: dict[str, Any]
     sequence: str
     start_log_ns: int
-    questions: list[tuple[Question, int]]  # with the key frame's log time
+    questions: list[tuple[Question, int]]  # with the log time just after the key frame's messages
     modes: list[str]
     profiles: list[str]
+    cache_bytes: int = DEFAULT_BUDGET_BYTES
 
 
 @dataclass(frozen=True)
@@ -176,20 +210,23 @@ class QuestionAnswer:
 def run_drive(job: DriveJob, edge: VlmBackend, cloud: VlmBackend) -> list[QuestionAnswer]:
     """Every run of a drive, in (profile, question, mode) order."""
     config = SpotVlmConfig.model_validate(job.config)
+    last = max(stop for _, stop in job.questions)
+    frames = DriveFrames(
+        job.bag, job.topics, config.camera.sync_slop_s, job.start_log_ns, last, job.cache_bytes
+    )
     answers = []
     for profile in job.profiles:
         seed = latency_seed(config.seed, profile, 0)
         for question, log_ns in job.questions:
             for mode in job.modes:
                 latency = parse_latency_profile(profile, seed=seed)
-                answers.append(
-                    _run_question(job, config, profile, mode, question, log_ns, latency, edge, cloud)
-                )
+                run = _run_question(frames, config, profile, mode, question, log_ns, latency, edge, cloud)
+                answers.append(run)
     return answers
 
 
 def _run_question(
-    job: DriveJob,
+    frames: DriveFrames,
     config: SpotVlmConfig,
     profile: str,
     mode: str,
@@ -200,25 +237,24 @@ def _run_question(
     cloud: VlmBackend,
 ) -> QuestionAnswer:
     log = RunLog()
-    with open_camera_bag(job.bag, job.topic) as camera:
-        items = camera.frames(start_ns=job.start_log_ns, stop_ns=log_ns + 1)
-        first = next(items, None)
-        if first is None:
-            raise EvalError(f"{job.bag}: no camera message up to the key frame of {question.key}")
-        clock = SimulatedClock(first.stamp_ns)
-        run = build_mode(
-            MODES[mode],
-            config,
-            task="vqa",
-            prompt=question.item.question,
-            edge_backend=edge,
-            cloud_backend=cloud,
-            latency=latency,
-            clock=clock,
-            origin_ns=first.stamp_ns,
-            on_result=log.on_context,
-        )
-        Simulator(run.answerer, clock, log, run.cloud).run(itertools.chain([first], items))
+    items = frames.frames(log_ns)
+    first = next(items, None)
+    if first is None:
+        raise EvalError(f"{frames.bag}: no camera message up to the key frame of {question.key}")
+    clock = SimulatedClock(first.stamp_ns)
+    run = build_mode(
+        MODES[mode],
+        config,
+        task="vqa",
+        prompt=question.item.question,
+        edge_backend=edge,
+        cloud_backend=cloud,
+        latency=latency,
+        clock=clock,
+        origin_ns=first.stamp_ns,
+        on_result=log.on_context,
+    )
+    Simulator(run.answerer, clock, log, run.cloud).run(itertools.chain([first], items))
     records = sorted(log.answered, key=lambda r: r.stamp_ns)
     held = dict(held_answers(sorted(log.frames), records))
     answer = held.get(question.stamp_ns)
@@ -258,7 +294,7 @@ class DriveLmResults:
     """Every answer and the metric table per (profile, mode) and group."""
 
     bag: str
-    topic: str
+    topics: list[str]
     modes: list[str]
     profiles: list[str]
     drives: int
@@ -282,7 +318,7 @@ class DriveLmResults:
     def to_json(self) -> dict[str, Any]:
         return {
             "bag": self.bag,
-            "topic": self.topic,
+            "topics": self.topics,
             "modes": self.modes,
             "profiles": self.profiles,
             "drives": self.drives,
@@ -309,6 +345,7 @@ def run_drivelm_eval(
     per_group: int = 0,
     ids: Sequence[str] = (),
     jobs: int = 1,
+    cache_bytes: int = DEFAULT_BUDGET_BYTES,
     backends: Callable[[], tuple[VlmBackend, VlmBackend]] | None = None,
     on_drive: Callable[[str, int], None] | None = None,
 ) -> DriveLmResults:
@@ -319,18 +356,20 @@ def run_drivelm_eval(
         raise EvalError(f"unknown mode(s) or group(s) {unknown}; modes {list(MODES)}, groups {list(GROUPS)}")
     if jobs < 1:
         raise EvalError(f"jobs must be at least 1, got {jobs}")
-    topic = choose_topic(bag, config)
-    with open_camera_bag(bag, topic) as camera:
+    topics = choose_topics(bag, config)
+    with open_cameras(bag, topics, config.camera.sync_slop_s) as camera:
         annotations = camera.annotations
     if not has_drivelm_truth(annotations):
         raise EvalError(f"{bag} has no DriveLM ground truth (grouped questions in annotations.jsonl)")
     assert annotations is not None
-    index = index_topic(bag, topic, annotations)
-    questions = select_questions(annotations, index.camera, groups, per_group, ids)
+    index = index_topics(bag, topics, annotations)
+    questions = select_questions(annotations, index.cameras[0], groups, per_group, ids)
     if not questions:
         raise EvalError(f"{bag}: no DriveLM question of groups {list(groups)} and ids {list(ids)}")
-    jobs_list = _drive_jobs(bag, topic, config, questions, index.drives, list(modes), list(profiles))
-    results = DriveLmResults(str(bag), topic, list(modes), list(profiles), len(jobs_list), questions)
+    jobs_list = _drive_jobs(bag, topics, config, questions, index, annotations, list(modes), list(profiles))
+    for job in jobs_list:
+        job.cache_bytes = cache_bytes
+    results = DriveLmResults(str(bag), topics, list(modes), list(profiles), len(jobs_list), questions)
     if jobs == 1 or len(jobs_list) == 1:
         if backends is None:
             raise EvalError("in-process evaluation needs backends")
@@ -351,22 +390,30 @@ def run_drivelm_eval(
 
 def _drive_jobs(
     bag: Path,
-    topic: str,
+    topics: list[str],
     config: SpotVlmConfig,
     questions: Sequence[Question],
-    drives: dict[str, tuple[int, dict[int, int]]],
+    index: TopicIndex,
+    annotations: AnnotationIndex,
     modes: list[str],
     profiles: list[str],
 ) -> list[DriveJob]:
     jobs: dict[str, DriveJob] = {}
     dumped = config.model_dump(mode="json")
+    starts = dict(index.drive_starts)
+    for stamp in sorted(annotations.items, reverse=True):  # the other cameras of a drive's first instant
+        frame = annotations.items[stamp]
+        first = index.first_log(frame)
+        if frame.sequence in starts and first is not None:
+            starts[frame.sequence] = min(index.drive_starts[frame.sequence], first)
     for question in questions:
-        start, logs = drives.get(question.sequence, (0, {}))
-        if question.stamp_ns not in logs:
-            raise EvalError(f"{bag}: no message on {topic} at the key frame of question {question.key}")
+        stop = index.stop_after(annotations.items[question.frame_stamp_ns])
+        if stop is None:
+            raise EvalError(f"{bag}: a camera of {topics} has no image at the key frame of {question.key}")
+        start = starts[question.sequence]
         job = jobs.setdefault(
             question.sequence,
-            DriveJob(str(bag), topic, dumped, question.sequence, start, [], modes, profiles),
+            DriveJob(str(bag), topics, dumped, question.sequence, start, [], modes, profiles),
         )
-        job.questions.append((question, logs[question.stamp_ns]))
+        job.questions.append((question, stop))
     return list(jobs.values())

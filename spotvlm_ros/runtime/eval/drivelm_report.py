@@ -11,7 +11,18 @@ from typing import Any
 from ...core.drivelm_metrics import GPT_NOT_COMPUTED
 from .drivelm import GROUPS, DriveLmResults
 
-COLUMNS = ("mode", "group", "questions", "answered", "skipped", "accuracy", "bleu", "rouge_l", "match_f1")
+COLUMNS = (
+    "mode",
+    "group",
+    "questions",
+    "answered",
+    "skipped",
+    "accuracy",
+    "bleu",
+    "rouge_l",
+    "match_f1",
+    "gpt_n",
+)
 CIDER_NOTE = "CIDEr is not computed: no maintained Python library gives it (pycocoevalcap: 2020, Java)"
 
 
@@ -34,8 +45,8 @@ def rows(results: DriveLmResults, profile: str) -> list[list[str]]:
 def text_table(results: DriveLmResults) -> str:
     """The metric tables, one per profile, with the notes on what is not computed."""
     lines = [
-        f"DriveLM evaluation of {results.bag} on {results.topic}: {len(results.questions)} questions "
-        f"in {results.drives} drive(s)",
+        f"DriveLM evaluation of {results.bag} on {', '.join(results.topics)}: "
+        f"{len(results.questions)} questions in {results.drives} drive(s)",
         f"NOTE: {GPT_NOT_COMPUTED}. {CIDER_NOTE}.",
     ]
     widths = [max(len(c), 10) for c in COLUMNS]
@@ -54,7 +65,7 @@ def markdown(results: DriveLmResults, header: Sequence[str] = ()) -> str:
         "# DriveLM evaluation",
         "",
         *header,
-        f"- bag: `{results.bag}`, camera topic `{results.topic}`",
+        f"- bag: `{results.bag}`, camera topics {', '.join(f'`{t}`' for t in results.topics)}",
         f"- questions: {len(results.questions)} in {results.drives} drive(s)",
         f"- modes: {', '.join(results.modes)}",
         "- accuracy: multiple-choice letter (or normalized exact match);"
