@@ -4,7 +4,8 @@ One camera is a plain subscription, as it always was. Several cameras (``camera.
 ``message_filters.Subscriber`` s joined by an ``ApproximateTimeSynchronizer`` with
 ``camera.sync_slop_s`` (the replay groups bags with the same slop): each complete set becomes one frame
 of several cameras (``runtime.ros_msgs.frame_group_from_msgs``). ``on_message`` hears every message of
-every camera (watchdogs), ``on_frame`` every decoded frame or group, ``on_error`` every undecodable one.
+every camera of several (one camera: every decoded frame) for the watchdogs, ``on_frame`` every decoded
+frame or group, ``on_error`` every undecodable one.
 """
 
 from __future__ import annotations
@@ -72,17 +73,18 @@ class CameraInput:
         self._on_message(index)
 
     def _on_single(self, msg: Any) -> None:
-        self._on_message(0)
-        self._deliver([msg])
+        self._deliver([msg], heard=0)  # one camera: heard once decoded, as it always was
 
     def _on_group(self, *msgs: Any) -> None:
         self._deliver(list(msgs))
 
-    def _deliver(self, msgs: list[Any]) -> None:
+    def _deliver(self, msgs: list[Any], heard: int | None = None) -> None:
         self._seq += 1
         try:
             frame = frame_group_from_msgs(msgs, self._seq)
         except (ImageDecodeError, ValueError) as err:
             self._on_error(err)
             return
+        if heard is not None:
+            self._on_message(heard)
         self._on_frame(frame)
