@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from drivelm_support import load, sample_dir, split_scene, write_json
+from rosbags.rosbag2 import Reader
 
 from spotvlm_ros.cli import main
 from spotvlm_ros.core.annotations import load_annotations
@@ -170,3 +171,15 @@ def test_tiny_models_answer_every_group(tmp_path: Path, capsys, monkeypatch) -> 
     assert "tiny" in one["edge_model"] and "tiny" in one["cloud_model"]
     two_jobs, _ = _eval(bag, tmp_path / "two", capsys, *args, "--jobs", "2")
     assert two_jobs["answers"] == one["answers"] and two_jobs["metrics"] == one["metrics"]
+
+
+def test_replay_of_the_six_cameras(eval_form_bag: Path, tmp_path: Path) -> None:
+    from spotvlm_ros.runtime.replay import replay_bag
+
+    config = load_config(None, {"edge.backend": "zero", "cloud.backend": "zero", "camera.topics": SIX_TOPICS})
+    summary = replay_bag(eval_form_bag, config, out_dir=tmp_path / "replay")
+    assert summary.read["messages"] == 30 and summary.read["groups"] == 5
+    assert summary.counts["answered"] == 5
+    with Reader(tmp_path / "replay" / "bag") as reader:
+        topics = {c.topic for c in reader.connections}
+    assert set(SIX_TOPICS) <= topics
