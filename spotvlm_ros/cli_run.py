@@ -370,7 +370,9 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
         "(BAG/annotations.jsonl), on the simulated clock. Modes:\n  " + ", ".join(EVAL_MODES) + ".\n"
         "Metrics: VQA normalized exact match, caption ROUGE-L and BLEU, grounding acc@IoU0.5 and\n"
         "mean IoU, per-frame latency p50/p95/p99 and deadline misses, context age, LVLM requests\n"
-        "and bytes. Prints a table per profile; writes OUT/report.md, OUT/results.json and PNG plots.",
+        "and bytes. Prints a table per profile; writes OUT/report.md, OUT/results.json and PNG plots.\n"
+        "A bag with DriveLM ground truth (spotvlm import-drivelm) is scored per question group with\n"
+        "DriveLM's metric families (--jobs N: drives in parallel); see docs/drivelm.md.",
         epilog="example: spotvlm eval rosbags/demo --modes svlm,spotvlm --tasks vqa "
         "--profile constant:delay=0.5 --max-frames 50\n" + EXIT_CODES,
     )
