@@ -3,6 +3,8 @@ QoS override files against the bags the project writes. No ROS needed."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 import yaml
@@ -104,3 +106,73 @@ def test_qos_overrides_name_topics_the_output_bags_hold(repo_root, tmp_path):
         recorded = held[topic].ext.offered_qos_profiles[0]
         assert recorded.durability.name.lower() == profile["durability"]
         assert recorded.depth == profile["depth"]
+
+
+class QtStream:
+    """Reads a QMainWindow state the way Qt's restoreState does (QDataStream, big-endian)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def take(self, fmt: str):
+        values = struct.unpack_from(fmt, self.data, self.at)
+        self.at += struct.calcsize(fmt)
+        return values if len(values) > 1 else values[0]
+
+    def sequence(self) -> dict:
+        marker, orientation, count = self.take(">BBi")
+        assert marker == 0xFC and orientation in (1, 2)
+        items = []
+        for _ in range(count):
+            kind = self.take(">B")
+            if kind == 0xFB:
+                name = self.data[self.at + 4 : self.at + 4 + self.take(">I")].decode("utf-16-be")
+                self.at += len(name) * 2
+                visible = self.take(">B")
+                pos, size, _, _ = self.take(">iiii")
+                items.append({"name": name, "visible": visible == 1, "pos": pos, "size": size})
+            else:
+                assert kind == 0xFC
+                pos, size, _, _ = self.take(">iiii")
+                items.append({"pos": pos, "size": size, **self.sequence()})
+        return {"orientation": orientation, "items": items}
+
+
+def read_window_state(hex_state: str) -> dict:
+    stream = QtStream(bytes.fromhex(hex_state))
+    assert stream.take(">ii") == (0xFF, 0)  # QMainWindow::restoreState's version marker, version 0
+    assert stream.take(">B") == 0xFD
+    docks = {}
+    for _ in range(stream.take(">i")):
+        area, width, height = stream.take(">iii")
+        docks[area] = {"width": width, "height": height, **stream.sequence()}
+    central = stream.take(">ii")
+    assert stream.take(">iiii") == (4, 4, 8, 8) and stream.at == len(stream.data)
+    return {"docks": docks, "central": central}
+
+
+def test_rviz_window_gives_the_focus_images_the_room():
+    topics = [f"/{name}/image_raw" for name in NUSCENES]
+    layout = yaml.safe_load(rviz_config(topics, "raw"))
+    geometry = layout["Window Geometry"]
+    state = read_window_state(geometry["QMainWindow State"])
+    left, right = state["docks"][0], state["docks"][1]
+    assert state["central"][0] <= 200 < left["width"]  # the 3D view is a narrow strip
+    assert left["width"] + right["width"] + state["central"][0] <= geometry["Width"]
+    rows = left["items"]
+    assert [[cell["name"] for cell in row["items"]] for row in rows] == [
+        [f"Focus {n}" for n in NUSCENES[:3]],
+        [f"Focus {n}" for n in NUSCENES[3:]],
+        [f"Camera {n}" for n in NUSCENES],
+    ]
+    assert rows[0]["size"] == rows[1]["size"] == pytest.approx(2 * rows[2]["size"], abs=2)  # twice as tall
+    assert all(cell["visible"] for row in rows for cell in row["items"])
+    assert [d["name"] for d in right["items"]] == ["Displays"]
+    names = {d["Name"] for d in layout["Visualization Manager"]["Displays"]}
+    assert names == {cell["name"] for row in rows for cell in row["items"]}
+
+    single = read_window_state(
+        yaml.safe_load(rviz_config(["/camera/image_raw"], "raw"))["Window Geometry"]["QMainWindow State"]
+    )
+    focus, camera = single["docks"][0]["items"]
+    assert focus["name"] == "Focus image and answer" and focus["size"] > 2 * camera["size"]

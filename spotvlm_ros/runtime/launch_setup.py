@@ -3,7 +3,8 @@
 ``launch/spotvlm_base.launch.py`` calls these from an ``OpaqueFunction``: :func:`parse_topic_list`
 reads ``camera_topics:=[/a, /b]``, :func:`camera_parameters` turns the camera arguments into node
 parameters, :func:`model_parameters` selects the shipped demo models, and :func:`rviz_config` writes
-the rviz2 layout for the cameras in use: every camera and its focus image (the focus images first).
+the rviz2 layout for the cameras in use: every camera's focus image large, every camera below them
+(dock sizes in the window state of :mod:`.rviz_window`).
 rviz2 picks the image transport from the topic name, so a compressed camera is shown by its
 ``.../compressed`` topic.
 """
@@ -17,11 +18,13 @@ import yaml
 
 from ..core.camera_groups import camera_names
 from ..core.config import MAX_CAMERAS
+from .rviz_window import window_state
 
 MODEL_SETS = ("params", "demo")
 """``models:=params`` keeps the parameter file's models; ``models:=demo`` runs the shipped trained ones."""
 
 EDGE_NODE = "spotvlm_edge"
+WINDOW = (1920, 1080)
 
 
 def parse_topic_list(text: str) -> list[str]:
@@ -125,6 +128,11 @@ def rviz_config(camera_topics: Sequence[str], transport: str, namespace: str = "
         for name, topic in zip(names, topics, strict=True)
     ]
     displays = focus + cameras
+    if several:
+        rows = [([d["Name"] for d in focus[i : i + 3]], 1.0) for i in range(0, len(focus), 3)]
+        rows += [([d["Name"] for d in cameras[i : i + 6]], 0.5) for i in range(0, len(cameras), 6)]
+    else:
+        rows = [([focus[0]["Name"]], 0.68), ([cameras[0]["Name"]], 0.32)]
     layout = {
         "Panels": [
             {
@@ -148,16 +156,20 @@ def rviz_config(camera_topics: Sequence[str], transport: str, namespace: str = "
         },
         "Window Geometry": {
             **{d["Name"]: {"collapsed": False} for d in displays},
-            "Displays": {"collapsed": True},
-            "Height": 1080,
-            "Width": 1920,
+            "Displays": {"collapsed": False},
+            "Height": WINDOW[1],
+            "Width": WINDOW[0],
+            "X": 0,
+            "Y": 0,
             "Hide Left Dock": False,
-            "Hide Right Dock": True,
+            "Hide Right Dock": False,
+            "QMainWindow State": window_state(rows, ["Displays"], WINDOW),
         },
     }
     header = (
         "# rviz2 layout of SpotVLM (spotvlm_ros.runtime.launch_setup.rviz_config): the edge's focus image\n"
         "# of every camera (answer text, context used and its age, focus regions amber, answer regions\n"
-        "# green), then every camera. The displays are docks; drag them to resize.\n"
+        "# green) large in the left dock area, every camera below them, the display list on the right and\n"
+        "# a narrow strip for the (unused) 3D view. The dock layout is the QMainWindow State (rviz_window).\n"
     )
     return header + yaml.safe_dump(layout, sort_keys=False, width=100)
