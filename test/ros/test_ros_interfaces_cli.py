@@ -20,6 +20,8 @@ INTERFACES = {
         "string request_id",
         "regions",
         "round_trip_s",
+        "string[] camera_frame_ids",
+        "uint32[] camera_widths",
     ],
     "spotvlm_msgs/msg/EdgeAnswer": [
         "std_msgs/Header header",
@@ -29,6 +31,7 @@ INTERFACES = {
     ],
     "spotvlm_msgs/action/QueryLVLM": [
         "sensor_msgs/CompressedImage image",
+        "sensor_msgs/CompressedImage[] more_images",
         "bool want_regions",
         "partial_text",
     ],
