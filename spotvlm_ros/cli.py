@@ -59,6 +59,7 @@ def _cmd_make_bag(args: argparse.Namespace) -> int:
             transport=args.transport,
             topic=args.topic,
             jpeg_quality=args.jpeg_quality,
+            signs=args.signs,
         )
     except ValueError as err:  # arguments the synthetic world or the writer refuse
         shutil.rmtree(args.out, ignore_errors=True)
@@ -120,6 +121,9 @@ def _add_make_bag(sub: argparse._SubParsersAction) -> None:
     )
     make.add_argument(
         "--jpeg-quality", type=_bounded(int, 10, 100), default=90, help="JPEG quality when compressed (90)"
+    )
+    make.add_argument(
+        "--signs", action="store_true", help="speed-limit signs along the road (and the speed-limit question)"
     )
     make.set_defaults(func=_cmd_make_bag)
 

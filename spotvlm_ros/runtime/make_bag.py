@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..core.annotations import ANNOTATIONS_FILE, FrameAnnotation
 from ..core.types import NS_PER_S, Frame
-from ..synthetic.world import generate_clip
+from ..synthetic.world import clip_spec, generate_clip
 from .bag_writer import BagSummary, write_camera_bag
 
 DEFAULT_START_NS = 1_700_000_000 * NS_PER_S
@@ -27,10 +27,12 @@ def synthetic_frames(
     width: int = 640,
     height: int = 480,
     start_ns: int = DEFAULT_START_NS,
+    signs: bool = False,
 ) -> Iterator[tuple[Frame, FrameAnnotation]]:
     """Clips of the synthetic world (seeds ``seed``, ``seed + 1``, ...) with continuous stamps.
 
-    Each annotation's ``sequence`` is ``clip-<its seed>``.
+    Each annotation's ``sequence`` is ``clip-<its seed>``; ``signs`` adds speed-limit signs (and the
+    speed-limit question) to every clip.
     """
     if frames_per_clip < 1 or clips < 1:
         raise ValueError("frames per clip and clips must be >= 1")
@@ -40,8 +42,9 @@ def synthetic_frames(
     for clip in range(clips):
         clip_start = start_ns + clip * frames_per_clip * period_ns
         name = f"clip-{seed + clip}"
+        spec = clip_spec(seed + clip, signs=signs)
         for frame, annotation in generate_clip(
-            seed + clip, frames_per_clip, fps=fps, width=width, height=height, start_ns=clip_start
+            seed + clip, frames_per_clip, fps=fps, width=width, height=height, start_ns=clip_start, spec=spec
         ):
             yield frame, replace(annotation, sequence=name)
 
@@ -59,9 +62,10 @@ def make_synthetic_bag(
     transport: str = "raw",
     topic: str = "",
     jpeg_quality: int = 90,
+    signs: bool = False,
 ) -> BagSummary:
     """A bag of ``clips`` synthetic clips of ``frames`` frames each, with ``annotations.jsonl``."""
-    source = synthetic_frames(frames, clips, seed=seed, fps=fps, width=width, height=height)
+    source = synthetic_frames(frames, clips, seed=seed, fps=fps, width=width, height=height, signs=signs)
     return write_camera_bag(
         path, source, storage=storage, transport=transport, topic=topic, jpeg_quality=jpeg_quality
     )

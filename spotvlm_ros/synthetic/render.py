@@ -22,6 +22,7 @@ from .props import (
     light_view,
 )
 from .scene import Scene
+from .signs import SignView, draw_sign, sign_view
 from .vehicles import car_box, draw_car
 
 NOISE_VARIANTS = 3
@@ -46,6 +47,7 @@ class FrameLayout:
     light: LightView
     objects: tuple[SceneObject, ...]
     figures: dict[int, Figure]
+    sign: SignView | None = None
 
 
 def layout_frame(scene: Scene, mount: LightMount, cam: Camera) -> FrameLayout:
@@ -64,7 +66,8 @@ def layout_frame(scene: Scene, mount: LightMount, cam: Camera) -> FrameLayout:
             objects.append(
                 SceneObject("pedestrian", person.ident, person.z - scene.ego_z, fig.box, person.crossing)
             )
-    return FrameLayout(light_view(mount, scene.light_distance, cam), tuple(objects), figures)
+    sign = sign_view(scene.signs, scene.odometer, cam) if scene.signs is not None else None
+    return FrameLayout(light_view(mount, scene.light_distance, cam), tuple(objects), figures, sign)
 
 
 class Painter:
@@ -99,11 +102,15 @@ class Painter:
         drawables.append((scene.light_distance, "light", None))
         cars = {car.ident: car for car in scene.cars}
         drawables += [(obj.depth, obj.kind, obj.ident) for obj in layout.objects]
+        if layout.sign is not None:
+            drawables.append((layout.sign.distance, "sign", None))
         for _, kind, item in sorted(drawables, key=lambda d: -d[0]):
             if kind == "tree":
                 draw_tree(img, item)
             elif kind == "light":
                 draw_light(img, layout.light, scene.light_state, cam)
+            elif kind == "sign":
+                draw_sign(img, layout.sign)
             elif kind == "car":
                 car = cars[item]
                 draw_car(img, car.pose(), scene.ego_z, car.color, cam)

@@ -16,6 +16,7 @@ import numpy as np
 from . import street
 from .camera import Camera
 from .signal import GREEN, RED, SignalCycle
+from .signs import SpeedSigns
 from .traffic import Car, RoadState, Traffic, car_corners
 
 MAX_CARS = 3
@@ -45,10 +46,11 @@ SKIN_COLORS = ((240, 200, 170), (200, 150, 110), (140, 95, 60), (90, 60, 40))
 
 @dataclass(frozen=True, slots=True)
 class ClipSpec:
-    """What a clip contains: how many cars traffic aims at (0-3) and whether pedestrians cross."""
+    """What a clip contains: how many cars traffic aims at (0-3), whether pedestrians cross, speed signs."""
 
     traffic: int
     pedestrians: bool
+    signs: bool = False  # speed-limit signs along the verge (and the speed-limit question)
 
     def __post_init__(self) -> None:
         if not 0 <= self.traffic <= MAX_CARS:
@@ -98,13 +100,25 @@ class Scene:
     t: float = 0.0
     ego_z: float = 0.0
     ego_speed: float = 0.0
+    odometer: float = 0.0  # metres driven (ego_z wraps, this does not)
+    signs: SpeedSigns | None = None
     pedestrians: list[Pedestrian] = field(default_factory=list)
     _next_id: int = 0
     _next_pedestrian_t: float = 0.0
 
     @classmethod
-    def create(cls, spec: ClipSpec, camera: Camera, seed_sequence: np.random.SeedSequence) -> Scene:
-        """A fresh scene of one clip, with its initial cars and pedestrians placed."""
+    def create(
+        cls,
+        spec: ClipSpec,
+        camera: Camera,
+        seed_sequence: np.random.SeedSequence,
+        signs_sequence: np.random.SeedSequence | None = None,
+    ) -> Scene:
+        """A fresh scene of one clip, with its initial cars and pedestrians (and signs) placed.
+
+        The signs draw from ``signs_sequence`` alone, so a clip with signs has the same traffic, light
+        and pedestrians as without.
+        """
         rng_layout, rng_light, rng_traffic, rng_people = (
             np.random.default_rng(s) for s in seed_sequence.spawn(4)
         )
@@ -118,6 +132,9 @@ class Scene:
             ego_cruise=float(rng_layout.uniform(*EGO_CRUISE_RANGE)),
         )
         scene.ego_speed = scene._ego_target_speed()
+        if spec.signs:
+            sequence = signs_sequence or np.random.SeedSequence(0)
+            scene.signs = SpeedSigns.draw(np.random.default_rng(sequence))
         if spec.pedestrians:
             scene._warm_up_pedestrians()
         scene.traffic.place_initial(scene.road_state())
@@ -131,6 +148,11 @@ class Scene:
     @property
     def light_state(self) -> str:
         return self.signal.state(self.t)
+
+    @property
+    def speed_limit(self) -> str | None:
+        """The posted speed limit (``signs.NO_LIMIT`` before the first sign); None in a clip without signs."""
+        return self.signs.limit(self.odometer) if self.signs is not None else None
 
     @property
     def cars(self) -> list[Car]:
@@ -183,6 +205,7 @@ class Scene:
         change = float(np.clip(target - self.ego_speed, -EGO_MAX_DECEL * dt, EGO_ACCEL * dt))
         self.ego_speed = max(self.ego_speed + change, 0.0)
         self.ego_z += self.ego_speed * dt
+        self.odometer += self.ego_speed * dt
         if self.light_distance < street.LIGHT_NEAR_M:
             self.ego_z -= street.WRAP_M  # past the junction: the approach starts over further back
 

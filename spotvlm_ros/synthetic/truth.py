@@ -17,18 +17,27 @@ from ..core.annotations import FrameAnnotation, GroundingItem, VqaItem
 from ..core.types import Box
 from .render import FrameLayout, SceneObject
 from .signal import LIGHT_STATES
+from .signs import NO_LIMIT, SPEED_LIMITS, visible_box
 
 QUESTIONS = {  # "light" is also the default ``prompt`` of config/spotvlm.yaml
     "light": "What is the state of the traffic light?",
     "cars": "How many cars are visible?",
     "pedestrian": "Is a pedestrian crossing the road?",
+    "speed_limit": "What is the speed limit?",  # clips with signs only (ClipSpec.signs)
 }
-ANSWERS = {"light": LIGHT_STATES, "cars": ("0", "1", "2", "3"), "pedestrian": ("yes", "no")}
+ANSWERS = {
+    "light": LIGHT_STATES,
+    "cars": ("0", "1", "2", "3"),
+    "pedestrian": ("yes", "no"),
+    "speed_limit": (*SPEED_LIMITS, NO_LIMIT),
+}
 GROUNDING = {  # id -> (query, label)
     "light": ("the traffic light", "traffic light"),
     "car": ("the nearest car", "car"),
     "pedestrian": ("the pedestrian", "pedestrian"),
+    "sign": ("the speed limit sign", "speed limit sign"),  # while a posted sign is in view
 }
+SIGN_ITEMS = ("speed_limit", "sign")  # the VQA and grounding ids only clips with signs have
 MIN_VISIBLE_FRACTION = 0.25  # of the object's box, unoccluded and inside the frame, to count it
 MIN_VISIBLE_FRAME_SHARE = 0.01  # ... or this share of the frame: a near object half out of view counts
 BOX_DECIMALS = 2
@@ -78,9 +87,18 @@ def _grounding(item_id: str, box: Box) -> GroundingItem:
 
 
 def annotate(
-    stamp_ns: int, light_state: str, layout: FrameLayout, width: int, height: int
+    stamp_ns: int,
+    light_state: str,
+    layout: FrameLayout,
+    width: int,
+    height: int,
+    speed_limit: str | None = None,
 ) -> FrameAnnotation:
-    """Ground truth of one frame: VQA answers, the canonical caption and the boxes of referred objects."""
+    """Ground truth of one frame: VQA answers, the canonical caption and the boxes of referred objects.
+
+    ``speed_limit`` (clips with signs) adds the speed-limit answer, the posted limit even after its sign
+    has passed out of view, and the box of a posted sign while it is in view.
+    """
     visible = visible_objects(layout.objects, width, height)
     cars = [(obj, box) for obj, box in visible if obj.kind == "car"]
     people = [(obj, box) for obj, box in visible if obj.kind == "pedestrian"]
@@ -90,12 +108,17 @@ def annotate(
         VqaItem("cars", QUESTIONS["cars"], str(len(cars))),
         VqaItem("pedestrian", QUESTIONS["pedestrian"], "yes" if crossing else "no"),
     )
+    if speed_limit is not None:
+        vqa += (VqaItem("speed_limit", QUESTIONS["speed_limit"], speed_limit),)
     grounding = [_grounding("light", layout.light.box.clip(width, height))]
     if cars:
         grounding.append(_grounding("car", cars[0][1]))
     if people:
         _, box = min(people, key=lambda p: (not p[0].crossing, p[0].depth))
         grounding.append(_grounding("pedestrian", box))
+    sign = visible_box(layout.sign, width, height) if speed_limit is not None else None
+    if sign is not None:
+        grounding.append(_grounding("sign", sign))
     state = "crossing" if crossing else ("waiting" if people else "none")
     text = caption(light_state, len(cars), state)
     return FrameAnnotation(stamp_ns, vqa, text, tuple(grounding))

@@ -47,10 +47,12 @@ def _check(seed: int, num_frames: int, fps: float, width: int, height: int, star
         raise ValueError(f"start_ns must be a non-negative integer, got {start_ns!r}")
 
 
-def clip_spec(seed: int) -> ClipSpec:
+def clip_spec(seed: int, signs: bool = False) -> ClipSpec:
     """The clip contents a seed picks on its own: traffic 0-3 cars, pedestrians in half the clips."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
-    return ClipSpec(traffic=int(rng.integers(MAX_CARS + 1)), pedestrians=bool(rng.random() < 0.5))
+    return ClipSpec(
+        traffic=int(rng.integers(MAX_CARS + 1)), pedestrians=bool(rng.random() < 0.5), signs=signs
+    )
 
 
 def simulate_clip(
@@ -69,7 +71,7 @@ def _simulate(
 ) -> Iterator[tuple[int, Scene, FrameLayout]]:
     camera = Camera.for_image(width, height)
     scene_seq, mount_seq = np.random.SeedSequence([int(seed), 2]).spawn(2)
-    scene = Scene.create(spec or clip_spec(seed), camera, scene_seq)
+    scene = Scene.create(spec or clip_spec(seed), camera, scene_seq, np.random.SeedSequence([int(seed), 6]))
     mount = LightMount.draw(np.random.default_rng(mount_seq))
     steps = max(1, math.ceil((1.0 / fps) / MAX_STEP_S))
     for index in range(num_frames):
@@ -110,7 +112,7 @@ def _clip(
             look_seq = np.random.SeedSequence([int(seed), 5])
             painter = Painter(Camera.for_image(width, height), look_seq, scene.light_z)
         stamp = _stamp(start_ns, index, fps)
-        annotation = annotate(stamp, scene.light_state, layout, width, height)
+        annotation = annotate(stamp, scene.light_state, layout, width, height, scene.speed_limit)
         yield Frame(stamp, painter.paint(scene, layout, index), FRAME_ID, index), annotation
 
 
@@ -127,23 +129,26 @@ def generate_annotations(
     """The ground truth ``generate_clip`` gives for the same arguments, without painting pixels (fast)."""
     _check(seed, num_frames, fps, width, height, start_ns)
     return (
-        annotate(_stamp(start_ns, index, fps), scene.light_state, layout, width, height)
+        annotate(_stamp(start_ns, index, fps), scene.light_state, layout, width, height, scene.speed_limit)
         for index, scene, layout in _simulate(seed, num_frames, fps, width, height, spec)
     )
 
 
-def dataset_clips(seed: int, num_clips: int) -> list[tuple[int, ClipSpec]]:
+def dataset_clips(seed: int, num_clips: int, signs: bool = False) -> list[tuple[int, ClipSpec]]:
     """Clip seeds and contents of a data set: every (traffic, pedestrians) pair equally often.
 
     Clip seeds derive from ``seed`` and the clip index; contents are dealt in shuffled blocks of the
     eight (traffic level, pedestrians) combinations, so any data set is balanced up to one block.
+    ``signs`` puts speed-limit signs in every clip.
     """
     _check_seed(seed)
     if not _whole(num_clips) or num_clips < 0:
         raise ValueError(f"num_clips must be a non-negative integer, got {num_clips!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 3]))
     combos = [
-        ClipSpec(traffic, pedestrians) for traffic in range(MAX_CARS + 1) for pedestrians in (False, True)
+        ClipSpec(traffic, pedestrians, signs)
+        for traffic in range(MAX_CARS + 1)
+        for pedestrians in (False, True)
     ]
     specs: list[ClipSpec] = []
     while len(specs) < num_clips:
@@ -161,6 +166,7 @@ def generate_dataset(
     height: int = 480,
     start_ns: int = DEFAULT_START_NS,
     gap_s: float = 1.0,
+    signs: bool = False,
 ) -> Iterator[tuple[int, Frame, FrameAnnotation]]:
     """``(clip index, frame, annotation)`` of ``num_clips`` balanced clips (see ``dataset_clips``).
 
@@ -170,7 +176,7 @@ def generate_dataset(
     if not (isinstance(gap_s, int | float) and math.isfinite(gap_s) and gap_s >= 0):
         raise ValueError(f"gap_s must be >= 0, got {gap_s!r}")
     _check(seed, frames_per_clip, fps, width, height, start_ns)
-    clips = dataset_clips(seed, num_clips)
+    clips = dataset_clips(seed, num_clips, signs)
     clip_ns = _stamp(0, frames_per_clip, fps) + round(gap_s * NS_PER_S)
     return _dataset(clips, frames_per_clip, fps, width, height, start_ns, clip_ns)
 

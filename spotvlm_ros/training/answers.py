@@ -5,6 +5,10 @@ the answer is followed on the next line by the relevant boxes as Qwen2.5-VL JSON
 ``[{"bbox_2d": [x1, y1, x2, y2], "label": "traffic light"}]``, in pixels of the model input image (the
 ``qwen25_abs`` convention that :func:`~spotvlm_ros.models.grounding.parse_regions` maps back to frame
 pixels). :class:`TaskQuery` names one evaluation item: a VQA question id, the caption, or a grounding id.
+
+The speed-limit question (clips with signs) has two answers: the posted limit (the ground truth, which
+holds after the sign has passed out of view) and what a camera shows now (``seen``): the sign's value
+while a posted sign is in view, else ``none``. The LVLM is taught what it sees; the SVLM the limit.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import numpy as np
 from ..core.annotations import FrameAnnotation
 from ..core.types import Box, Region
 from ..synthetic import ANSWERS, GROUNDING, QUESTIONS, caption
+from ..synthetic.signs import NO_LIMIT
+from ..synthetic.truth import SIGN_ITEMS
 
 CAPTION_PROMPT = "Describe the scene in one sentence."  # eval.caption_prompt's default
 # the boxes that answer each VQA question when regions are wanted
-RELEVANT = {"light": ("light",), "cars": ("car",), "pedestrian": ("pedestrian",)}
+RELEVANT = {"light": ("light",), "cars": ("car",), "pedestrian": ("pedestrian",), "speed_limit": ("sign",)}
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,35 @@ class TaskQuery:
         return self.task if self.task == "caption" else f"{self.task}:{self.item_id}"
 
 
-VQA_QUERIES = tuple(TaskQuery("vqa", q) for q in QUESTIONS)
-ALL_QUERIES = (*VQA_QUERIES, TaskQuery("caption", "caption"), *(TaskQuery("grounding", g) for g in GROUNDING))
+VQA_QUERIES = tuple(TaskQuery("vqa", q) for q in QUESTIONS if q not in SIGN_ITEMS)
+ALL_QUERIES = (
+    *VQA_QUERIES,
+    TaskQuery("caption", "caption"),
+    *(TaskQuery("grounding", g) for g in GROUNDING if g not in SIGN_ITEMS),
+)
+SIGN_QUERIES = (TaskQuery("vqa", "speed_limit"), TaskQuery("grounding", "sign"))
+
+
+def has_signs(annotation: FrameAnnotation) -> bool:
+    """Whether the frame is from a clip with speed-limit signs."""
+    return annotation.answer("speed_limit") is not None
+
+
+def vqa_queries_for(annotation: FrameAnnotation) -> tuple[TaskQuery, ...]:
+    """The VQA questions a frame has answers for."""
+    return (*VQA_QUERIES, SIGN_QUERIES[0]) if has_signs(annotation) else VQA_QUERIES
+
+
+def queries_for(annotation: FrameAnnotation) -> tuple[TaskQuery, ...]:
+    """Every query a frame has ground truth for (the sign queries in clips with signs only)."""
+    return (*ALL_QUERIES, *SIGN_QUERIES) if has_signs(annotation) else ALL_QUERIES
+
+
+def seen_limit(annotation: FrameAnnotation) -> str:
+    """The speed limit a camera shows now: the posted sign's value while it is in view, else ``none``."""
+    if annotation.box("sign") is None:
+        return NO_LIMIT
+    return annotation.answer("speed_limit") or NO_LIMIT
 
 
 def boxes_json(regions: list[Region]) -> str:
@@ -75,13 +108,19 @@ def answer_text(
     *,
     want_regions: bool = False,
     scale: tuple[float, float] = (1.0, 1.0),
+    seen: bool = False,
 ) -> str:
-    """The target answer of ``query`` on a frame with ``annotation``; boxes scaled by ``scale``."""
+    """The target answer of ``query`` on a frame with ``annotation``; boxes scaled by ``scale``.
+
+    ``seen``: the speed limit as the frame shows it (:func:`seen_limit`), not the posted one.
+    """
     if query.task == "grounding":
         return boxes_json(truth_regions(annotation, (query.item_id,), scale))
     if query.task == "caption":
         text = annotation.caption
         ids = tuple(item.id for item in annotation.grounding)
+    elif seen and query.item_id == "speed_limit":
+        text, ids = seen_limit(annotation), RELEVANT["speed_limit"]
     else:
         text = annotation.answer(query.item_id) or ""
         ids = RELEVANT.get(query.item_id, ())
@@ -90,10 +129,12 @@ def answer_text(
     return text
 
 
-def corrupt_answer(query: TaskQuery, annotation: FrameAnnotation, rng: np.random.Generator) -> str:
+def corrupt_answer(
+    query: TaskQuery, annotation: FrameAnnotation, rng: np.random.Generator, seen: bool = False
+) -> str:
     """A wrong answer of ``query`` (another class; a caption with one field changed)."""
     if query.task == "vqa":
-        truth = annotation.answer(query.item_id) or ""
+        truth = answer_text(query, annotation, seen=seen)
         options = [a for a in ANSWERS[query.item_id] if a != truth]
         return str(rng.choice(options))
     if query.task == "caption":

@@ -43,7 +43,8 @@ class ScriptedBackend:
     box of object ``id`` at a random place along its row with probability ``region_miss[id]`` (the
     shipped LVLM's pedestrian box has the pedestrian's height and row but not its place); with
     ``keep`` > 0 it records that share of its calls as training samples (the prompt the runtime built,
-    the true answer as target).
+    the true answer as target). With ``sees`` it answers the speed limit as the frame shows it (an LVLM
+    sees only the sign in view), not the posted limit.
     ``processor`` is the processor of the model it stands in for (token counts, input sizes, box
     coordinates). The driver sets :attr:`truth` before each call.
     """
@@ -60,8 +61,10 @@ class ScriptedBackend:
         region_drop: float = 0.0,
         region_miss: Mapping[str, float] | None = None,
         keep: float = 0.0,
+        sees: bool = False,
     ):
         self.name = name
+        self.sees = sees
         self.processor = processor
         self.image_max_side = image_max_side
         self.rng = rng
@@ -109,9 +112,9 @@ class ScriptedBackend:
                 if not self._drops_region()
             ]
         if self.rng.random() < self.error_rate:
-            text = corrupt_answer(query, annotation, self.rng)
+            text = corrupt_answer(query, annotation, self.rng, seen=self.sees)
         else:
-            text = answer_text(query, annotation)
+            text = answer_text(query, annotation, seen=self.sees)
         if want_regions:
             scaled = [Region(r.box.scale(*scale), r.label) for r in regions]
             text = boxes_json(scaled) if query.task == "grounding" else f"{text}\n{boxes_json(scaled)}"
@@ -235,8 +238,12 @@ def context_samples(
     runs: int,
     mean_delay_s: tuple[float, float],
     queries: Sequence[TaskQuery],
+    history_lengths: Sequence[int] = (),
 ) -> list[Sample]:
-    """Recorded SVLM calls of ``runs`` simulated runs over ``clip`` (random mode, query and delay)."""
+    """Recorded SVLM calls of ``runs`` simulated runs over ``clip`` (random mode, query and delay).
+
+    With ``history_lengths`` each run also draws its ``context.history_length`` from them.
+    """
     svlm.recorded = []
     modes, weights = zip(*CONTEXT_MODES.items(), strict=True)
     for _ in range(runs):
@@ -244,7 +251,12 @@ def context_samples(
         query = queries[int(rng.integers(len(queries)))]
         low, high = (math.log(v) for v in mean_delay_s)
         delay = float(math.exp(rng.uniform(low, high)))
-        simulate_run(clip, config, query, mode, delay, svlm, lvlm, int(rng.integers(2**31)))
+        run_config = config
+        if history_lengths:
+            length = int(history_lengths[int(rng.integers(len(history_lengths)))])
+            context = config.context.model_copy(update={"history_length": length})
+            run_config = config.model_copy(update={"context": context})
+        simulate_run(clip, run_config, query, mode, delay, svlm, lvlm, int(rng.integers(2**31)))
     samples, svlm.recorded = svlm.recorded, []
     return samples
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..core.config import SpotVlmConfig
-from .answers import ALL_QUERIES, VQA_QUERIES, TaskQuery, answer_text
+from .answers import SIGN_QUERIES, TaskQuery, answer_text, has_signs, queries_for, vqa_queries_for
 from .context_data import ScriptedBackend, context_samples, light_context, single_call, wrong_light
 from .encoding import Encoded, Encoder, ImageStore
 from .modeling import model_input_size
@@ -109,7 +109,7 @@ def train_samples(
         if recipe.role == "lvlm":
             samples += full_frame_samples(config, frame, annotation, scale, rng)
             continue
-        for query in ALL_QUERIES:
+        for query in queries_for(annotation):
             if query.task == "grounding" and annotation.box(query.item_id) is None:
                 continue
             sample = single_call(svlm, config, "svlm", query, frame, annotation)
@@ -126,10 +126,13 @@ def train_samples(
             error_rate=data.lvlm_error,
             region_drop=data.region_drop,
             region_miss=data.region_miss,
+            sees=True,
         )
-        samples += context_samples(
-            clip, config, svlm, lvlm, rng, data.context_runs_per_clip, data.mean_delay_s, ALL_QUERIES
-        )
+        queries = queries_for(clip.annotations[0])
+        if has_signs(clip.annotations[0]):  # the speed limit in a third of the runs
+            queries = (*queries, *[SIGN_QUERIES[0]] * (len(queries) // 2))
+        runs, delays = data.context_runs_per_clip, data.mean_delay_s
+        samples += context_samples(clip, config, svlm, lvlm, rng, runs, delays, queries, data.history_lengths)
     if recipe.role == "svlm" and data.light_context_stride > 0:
         for index in range(0, len(clip.frames), data.light_context_stride):
             frame, annotation = clip.frames[index], clip.annotations[index]
@@ -176,14 +179,15 @@ def heldout_samples(
         meta = {"box": light.box.as_tuple() if light else None, "size": (frame.width, frame.height)}
         if recipe.role == "lvlm":
             image = keyframe_image(config, frame)
-            for query in (*VQA_QUERIES, TaskQuery("caption", "caption")):
+            for query in (*vqa_queries_for(annotation), TaskQuery("caption", "caption")):
                 messages = lvlm_messages(config, query, want_regions=False)
-                samples.append(Sample("full", query.key, messages, [image], answer_text(query, annotation)))
+                target = answer_text(query, annotation, seen=True)
+                samples.append(Sample("full", query.key, messages, [image], target))
             target = answer_text(grounding, annotation, scale=scale)
             messages = lvlm_messages(config, grounding, want_regions=True)
             samples.append(Sample("full", grounding.key, messages, [image], target, meta=meta))
             continue
-        for query in VQA_QUERIES:
+        for query in vqa_queries_for(annotation):
             samples.append(single_call(svlm, config, "svlm", query, frame, annotation, group=query.key))
         ground = single_call(svlm, config, "svlm", grounding, frame, annotation, group=grounding.key)
         ground.meta = meta
@@ -255,7 +259,7 @@ def build_heldout(
     data = recipe.data
     rng = np.random.default_rng(np.random.SeedSequence([seed, 8]))
     samples: list[Sample] = []
-    for clip in iter_clips(seed, clips or data.heldout_clips, data.frames_per_clip):
+    for clip in iter_clips(seed, clips or data.heldout_clips, data.frames_per_clip, data.speed_signs):
         samples += heldout_samples(clip, recipe, config, processors, rng)
     return _limit_groups(samples, per_group or data.heldout_per_group, rng)
 
@@ -267,7 +271,7 @@ def build_data(recipe: TrainRecipe, config: SpotVlmConfig, processors: Processor
     encoder = Encoder(processors.model, _image_max_side(recipe, config))
     store = ImageStore()
     items: list[Encoded] = []
-    for clip in iter_clips(recipe.seed, data.train_clips, data.frames_per_clip):
+    for clip in iter_clips(recipe.seed, data.train_clips, data.frames_per_clip, data.speed_signs):
         for sample in train_samples(clip, recipe, config, processors, rng):
             items.append(encoder.encode(sample, store))
         log(f"data: clip {clip.index + 1}/{data.train_clips}: {len(items)} training items")

@@ -23,7 +23,7 @@ from ..models.hf_local import with_grounding_request
 from ..runtime.cloud import LvlmQuery
 from ..runtime.image_codec import decode_compressed, encode_jpeg
 from ..synthetic import generate_dataset
-from .answers import ALL_QUERIES, TaskQuery, answer_text, jitter_box
+from .answers import TaskQuery, answer_text, jitter_box, queries_for, seen_limit
 from .recipe import FPS, FRAME_SIZE, JPEG_QUALITY
 
 CROP_SIZE = 224  # crop-level images are cut out and resized like Visual Focus crops
@@ -55,11 +55,12 @@ class Clip:
     annotations: list[FrameAnnotation]
 
 
-def iter_clips(seed: int, clips: int, frames_per_clip: int) -> Iterator[Clip]:
-    """Balanced clips of the synthetic world at the demo size, one clip at a time."""
+def iter_clips(seed: int, clips: int, frames_per_clip: int, signs: bool = False) -> Iterator[Clip]:
+    """Balanced clips of the synthetic world at the demo size, one clip at a time (``signs``: with signs)."""
     current: Clip | None = None
     width, height = FRAME_SIZE
-    for index, frame, annotation in generate_dataset(seed, clips, frames_per_clip, FPS, width, height):
+    dataset = generate_dataset(seed, clips, frames_per_clip, FPS, width, height, signs=signs)
+    for index, frame, annotation in dataset:
         if current is None or current.index != index:
             if current is not None:
                 yield current
@@ -94,16 +95,16 @@ def full_frame_samples(
     """LVLM samples of every task on one full frame.
 
     VQA and caption ask for regions ``region_share`` of the time; ``input_scale`` maps frame pixels to
-    model input pixels (box coordinates of the answers).
+    model input pixels (box coordinates of the answers). The speed limit is taught as the frame shows it.
     """
     image = keyframe_image(config, frame)
     samples = []
-    for query in ALL_QUERIES:
+    for query in queries_for(annotation):
         if query.task == "grounding" and annotation.box(query.item_id) is None and rng.random() < 0.7:
             continue  # keep some "nothing there" answers, not most
         want_regions = query.task == "grounding" or bool(rng.random() < region_share)
-        target = answer_text(query, annotation, want_regions=want_regions, scale=input_scale)
-        truth = answer_text(query, annotation) if query.task != "grounding" else target
+        target = answer_text(query, annotation, want_regions=want_regions, scale=input_scale, seen=True)
+        truth = answer_text(query, annotation, seen=True) if query.task != "grounding" else target
         group = query.key + ("+regions" if want_regions and query.task != "grounding" else "")
         samples.append(
             Sample("full", group, lvlm_messages(config, query, want_regions), [image], target, truth)
@@ -120,11 +121,11 @@ def crop_samples(
 ) -> list[Sample]:
     """Stage-1 samples: crop-level and large-object questions, and localisation of the light.
 
-    The light (and a pedestrian) are cut out, enlarged and asked the usual question; the light is
-    located and the cars (large objects) counted on the full frame.
+    The light (and a pedestrian, and a posted speed sign) are cut out, enlarged and asked the usual
+    question; the light is located and the cars (large objects) counted on the full frame.
     """
     samples = []
-    for item_id, question in (("light", "light"), ("pedestrian", "pedestrian")):
+    for item_id, question in (("light", "light"), ("pedestrian", "pedestrian"), ("sign", "speed_limit")):
         item = annotation.box(item_id)
         if item is None:
             continue
@@ -134,7 +135,8 @@ def crop_samples(
         crop = crop_image(frame.image, rect, CROP_SIZE)
         query = TaskQuery("vqa", question)
         messages = lvlm_messages(config, query, want_regions=False)
-        samples.append(Sample("crop", f"crop:{item_id}", messages, [crop], answer_text(query, annotation)))
+        target = seen_limit(annotation) if item_id == "sign" else answer_text(query, annotation)
+        samples.append(Sample("crop", f"crop:{item_id}", messages, [crop], target))
     image = keyframe_image(config, frame)
     for query in (TaskQuery("grounding", "light"), TaskQuery("vqa", "cars")):
         want = query.task == "grounding"

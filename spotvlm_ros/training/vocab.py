@@ -4,6 +4,12 @@ The corpus is :func:`~spotvlm_ros.models.tiny_tokenizer.driving_corpus` (the wor
 made of) plus the synthetic world's questions, every answer, every canonical caption, the grounding
 instruction and box JSON with every coordinate of the model inputs, so each answer word is one token.
 Special tokens and the chat template are those of the tiny Qwen2.5-VL (:mod:`~spotvlm_ros.models.tiny`).
+
+The corpus is frozen at the questions, answers and grounding ids the first demo models were trained with
+(``CORPUS_QUESTIONS``, ``CORPUS_GROUNDING``): a new question or answer in the corpus would change the BPE
+merges and with them the token ids, and a model fine-tuned with ``--init-from`` would read its embeddings
+under the wrong ids. Words added to the world later (the speed-limit question, ``none``) are spelled with
+the existing tokens; the speed limits themselves are single tokens already (from the box coordinates).
 """
 
 from __future__ import annotations
@@ -18,28 +24,31 @@ from ..models.grounding import grounding_instruction
 from ..models.tiny import QWEN_CHAT_TEMPLATE, tiny_tokenizer
 from ..models.tiny_tokenizer import driving_corpus
 from ..synthetic import ANSWERS, GROUNDING, QUESTIONS, caption
+from ..synthetic.signs import SPEED_LIMITS
 
 VOCAB_SIZE = 1280
 FAMILY = "qwen2_5_vl"
+CORPUS_QUESTIONS = ("light", "cars", "pedestrian")
+CORPUS_GROUNDING = ("light", "car", "pedestrian")
 
 
 def answer_words() -> list[str]:
-    """Every VQA answer of the synthetic world (each must be a single token)."""
-    return sorted({answer for answers in ANSWERS.values() for answer in answers})
+    """The VQA answers that must be single tokens: the corpus questions' answers and the speed limits."""
+    return sorted({a for q in CORPUS_QUESTIONS for a in ANSWERS[q]} | set(SPEED_LIMITS))
 
 
 def training_corpus() -> list[str]:
     """Lines the tokenizer is trained on."""
     lines = list(driving_corpus())
-    lines += list(QUESTIONS.values()) * 20
-    lines += [f"Where is {query}?" for query, _ in GROUNDING.values()] * 20
+    lines += [QUESTIONS[q] for q in CORPUS_QUESTIONS] * 20
+    lines += [f"Where is {GROUNDING[g][0]}?" for g in CORPUS_GROUNDING] * 20
     lines += [grounding_instruction()] * 10
     for light, cars, pedestrian in itertools.product(
         ANSWERS["light"], range(len(ANSWERS["cars"])), ("crossing", "waiting", "none")
     ):
         lines += [caption(light, cars, pedestrian)] * 4
-    lines += [word for word in answer_words() for _ in range(50)]
-    labels = [label for _, label in GROUNDING.values()]
+    lines += [word for q in CORPUS_QUESTIONS for word in sorted(ANSWERS[q]) for _ in range(50)]
+    labels = [GROUNDING[g][1] for g in CORPUS_GROUNDING]
     for i in range(0, 330, 3):
         label = labels[i % len(labels)]
         box = [i % 330, (i * 7) % 250, (i * 3 + 11) % 330, (i * 5 + 13) % 250]
