@@ -42,8 +42,10 @@ setup(
     extras_require={
         "ml": [
             "torch>=2.2",
-            "transformers>=5.10",
+            # tested with 5.23.0 (oldest that runs every model family) and 5.25.0; 6.0 drops past_key_values
+            "transformers>=5.23,<6",
             "tokenizers>=0.20",
+            "num2words>=0.5",  # the SmolVLM / SmolVLM2 processor needs it
             "safetensors>=0.4",
             "pillow>=10",
             "jinja2>=3.1",

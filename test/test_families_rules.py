@@ -22,7 +22,7 @@ from spotvlm_ros.models.families import (
     resolve_convention,
 )
 from spotvlm_ros.models.grounding import COORD_FORMATS
-from spotvlm_ros.models.hf_local import HfLocalBackend
+from spotvlm_ros.models.hf_local import CACHE_ARG, HfLocalBackend
 
 torch.set_num_threads(1)
 
@@ -125,10 +125,10 @@ def test_qwen3_5_prefix_state_cannot_be_reused_exactly(tiny_model_factory) -> No
     try:
         with torch.inference_mode():
             fresh = model(input_ids=second["input_ids"]).logits[0, -1]
-            cache = model(input_ids=first["input_ids"], use_cache=True).cache
+            cache = getattr(model(input_ids=first["input_ids"], use_cache=True), CACHE_ARG)
             with pytest.raises(RuntimeError, match="past states"):
                 cache.crop(shared)
-            reused = model(input_ids=second["input_ids"][:, shared:], cache=cache).logits[0, -1]
+            reused = model(input_ids=second["input_ids"][:, shared:], **{CACHE_ARG: cache}).logits[0, -1]
             # a full-attention model cropped to the prefix would match; the carried state does not
             assert not torch.allclose(fresh, reused, atol=1e-4)
     finally:

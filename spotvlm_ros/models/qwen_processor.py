@@ -113,7 +113,7 @@ def load_image_only_processor(model_path: str, model_type: str, **kwargs: Any) -
         raise ValueError(f"no image-only processor for model type {model_type!r}")
     if model_type not in IMAGE_ONLY_PROCESSORS:
         tokenizer = AutoTokenizer.from_pretrained(model_path, **kwargs)
-        image_processor = AutoImageProcessor.from_pretrained(model_path, backend="pil", **kwargs)
+        image_processor = pil_image_processor(model_path, **kwargs)
         chat_template = _processor_chat_template(model_path, **kwargs) or tokenizer.chat_template
         settings = _processor_settings(model_path, processor_class.__mro__[1], **kwargs)
         return processor_class(image_processor, tokenizer, chat_template=chat_template, **settings)
@@ -121,6 +121,26 @@ def load_image_only_processor(model_path: str, model_type: str, **kwargs: Any) -
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(model_path, **kwargs)
     chat_template = _processor_chat_template(model_path, **kwargs) or tokenizer.chat_template
     return processor_class(image_processor, tokenizer, chat_template=chat_template)
+
+
+def pil_image_processor(model_path: str, **kwargs: Any) -> Any:
+    """The checkpoint's image processor with the PIL backend (its torchvision one needs torchvision)."""
+    path = cached_file(
+        model_path,
+        "preprocessor_config.json",
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **_lookup(kwargs),
+    )
+    name = ""
+    if path is not None:
+        with open(path, encoding="utf-8") as handle:
+            name = str(json.load(handle).get("image_processor_type") or "")
+    base = name.removesuffix("Fast").removesuffix("Pil")
+    image_processor_class = getattr(transformers, f"{base}Pil", None) if base else None
+    if image_processor_class is None:
+        return AutoImageProcessor.from_pretrained(model_path, **kwargs)
+    return image_processor_class.from_pretrained(model_path, **kwargs)
 
 
 def _processor_settings(model_path: str, base: type, **kwargs: Any) -> dict[str, Any]:
