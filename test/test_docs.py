@@ -140,3 +140,13 @@ def test_a_failing_block_fails(tmp_path: Path):
         Block("page.md", 1, False, "spotvlm config no/such/file.yaml\necho after\n"), tmp_path, 60
     )
     assert proc.returncode != 0 and "after" not in proc.stdout
+
+
+def test_the_readme_links_to_files_that_exist():
+    """MkDocs checks the site's links; the README is not part of the site, so its links are checked here."""
+    text = (REPO / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    relative = [t for t in targets if "://" not in t]
+    assert relative, "the README links to no docs page"
+    missing = [t for t in relative if not (REPO / t).exists()]
+    assert not missing, f"README links to missing files: {missing}"
