@@ -92,7 +92,17 @@ def test_quick_run_prints_figures_and_writes_the_plot(tmp_path, capsys):
         assert key in figures
     assert len(figures["gap_closed_mean1p5s_by_draw"]) == 1  # --quick runs one delay sequence
     assert figures["latency_vs_svlm_ratio"] > 0 and figures["frames"] == 20
-    assert sum(k.startswith("ablation_delta_") for k in figures) == 4
+    overall = [
+        f"ablation_delta_{a}_{d}" for a in ("no_focus", "no_replacement") for d in ("mean1p5s", "mean5s")
+    ]
+    per_question = [k.replace("ablation_delta_no_focus_", "ablation_delta_no_focus_light_") for k in overall]
+    per_question = [k.replace("_no_replacement_", "_no_replacement_light_") for k in per_question]
+    assert sorted(k for k in figures if k.startswith("ablation_delta_")) == sorted(overall + per_question)
+    for key in ("gap_closed_light_mean1p5s", "switch_oracle_mean5s", "oracle_share_light_mean1p5s"):
+        assert key in figures
+    assert 0.0 <= figures["cold_start_share_mean5s"] <= 1.0
+    assert (tmp_path / "frames.parquet").stat().st_size > 0  # the per-frame records are always written
+    assert "generated held-out bag: 1 drives of 2 s with speed-limit signs" in out
     assert (tmp_path / "accuracy_vs_delay.png").stat().st_size > 0
     assert "spotvlm_no_replacement" in (tmp_path / "accuracy_curve.json").read_text()
     assert figures["trained_models"] == demo_models_present()

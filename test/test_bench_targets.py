@@ -43,7 +43,7 @@ def test_targets_bench_measures_every_target_from_both_models(micro_pair, capsys
         assert figures[target.figure] is not None and -1.0 <= figures[target.figure] <= 1.0
         assert f"{target.figure}: {figures[target.figure]} (target" in out
     assert figures["lvlm_vqa_light"] == figures["lvlm:vqa:light"]
-    assert figures["svlm_light_gap"] == pytest.approx(figures["lvlm:vqa:light"] - figures["svlm:vqa:light"])
+    assert "svlm_light_gap" not in figures and 0.0 <= figures["svlm:vqa:light"] <= 1.0  # reported, no target
     assert figures["svlm_focus_light"] == figures["svlm:light:focus_ctx_wrong"]
     assert figures["samples"] > 0 and "svlm:caption" not in figures  # captions are the LVLM's
 

@@ -26,7 +26,6 @@ TARGETS: dict[str, tuple[str, float]] = {
     "lvlm_vqa_light": (">=", 0.9),
     "lvlm_vqa_cars": (">=", 0.9),
     "lvlm_vqa_pedestrian": (">=", 0.9),
-    "svlm_light_gap": (">=", 0.2),
     "svlm_focus_light": (">=", 0.8),
     "rss_growth_fraction": ("<=", 0.05),
     "ticks_answered_fraction": (">=", 0.99),

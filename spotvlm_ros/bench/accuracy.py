@@ -2,19 +2,26 @@
 
 The ``spotvlm eval`` machinery (simulated clock, memoized model calls) runs every mode on an annotated
 bag for the VQA questions under lognormal cloud delays (sigma 0.8) whose mean sweeps 0.2 s .. 9 s; the
-accuracy-vs-delay plot shows every mode. By default it reads the whole demo bag, six 10 s clips each run
-as its own drive (their ground truth names each clip as a ``sequence``): no late answer about one clip
-is context for the next, and the pedestrian question has both answers (the first three clips have no
-crossing, so the first 300 frames alone reward a constant "no"). Figures (DESIGN.md):
+accuracy-vs-delay plot shows every mode. By default it generates a held-out bag of long drives: three
+60 s drives with speed-limit signs (clip seeds from ``HELDOUT_BAG_SEED``, which no training recipe uses),
+each run as its own drive (their ground truth names each drive as a ``sequence``), so at a 5 s mean delay
+the start of a drive, before its first LVLM answer arrives, is a small share of the scored frames
+(``cold_start_share_*``). The questions: the light, the cars, the pedestrian and the speed limit, whose
+answer outlives the sign that posted it. ``--demo-bag`` reads the shipped demo bag instead (six 10 s
+drives, no signs). Figures (DESIGN.md):
 
 - ``gap_closed_mean1p5s`` / ``gap_closed_mean5s``: (spotvlm - svlm) / (lvlm_blocking - svlm) of the VQA
   exact match at mean delay 1.5 s / 5 s (targets >= 0.6 / >= 0.5); null when the LVLM is not better;
 - ``latency_vs_svlm_ratio``: SVLM compute per frame with SpotVLM's prompts (context turns, focus crops)
   over SVLM alone, timed side by side on the same frames with a backend per mode (target <= 1.15);
-- ``ablation_delta_*``: accuracy spotvlm minus each ablation (positive = the ablated part helps).
+- ``ablation_delta_*``: accuracy spotvlm minus each ablation (positive = the ablated part helps);
+- per question (:mod:`.accuracy_figures`): ``gap_closed_<q>_*``, ``ablation_delta_*_<q>_*``, and from the
+  per-frame records (``frames.parquet``, always written) the switch oracle and SpotVLM's share of its gain,
+  ``switch_oracle[_<q>]_*`` and ``oracle_share[_<q>]_*``.
 
-Every mean delay is run under ``--draws`` delay sequences (3) and the figures average them;
-``gap_closed_*_by_draw`` lists each sequence's figure (one 30 s sequence is a small sample of delays).
+The headline mean delays (1.5 s, 5 s) are run under ``--draws`` delay sequences (3) and the figures average
+them (``gap_closed_*_by_draw`` lists each sequence's figure); the other points of the sweep under
+``--sweep-draws`` (1).
 
 The cloud-answered modes (``lvlm``, ``lvlm_blocking``, ``offload``) run with ``focus.mode = off``: with
 focus on, the cloud is asked for regions and writes box JSON after its VQA answer, which then does not
@@ -37,6 +44,7 @@ from typing import Any
 
 from ..core.config import SpotVlmConfig
 from . import bench_line
+from .accuracy_figures import per_question_figures
 
 DEMO_BAG = Path(__file__).resolve().parent.parent.parent / "rosbags" / "demo"
 MODES = (
@@ -54,9 +62,10 @@ SWEEP = (0.2, 0.5, 1.0, 1.5, 3.0, 5.0, 9.0)
 QUICK_SWEEP = (1.5, 5.0)
 HEADLINE = {"gap_closed_mean1p5s": 1.5, "gap_closed_mean5s": 5.0}
 ABLATIONS = ("spotvlm_no_focus", "spotvlm_no_replacement")
-HELDOUT_BAG_SEED = 900_001  # a generated bag's clip seeds are not among the training clips' seeds
-DEMO_FRAMES = 600  # the whole demo bag: six 10 s clips, a pedestrian crossing in three
-CLIP_FRAMES = 100  # a generated bag is made of clips as long as the demo bag's
+HELDOUT_BAG_SEED = 900_001  # a generated bag's clip seeds (this, +1, ...) are not training clips' seeds
+DRIVES = 3  # drives of the generated held-out bag
+DRIVE_FRAMES = 600  # 60 s at 10 Hz: at 5 s mean delay the cold start is under a tenth of a drive
+QUESTIONS = "light,cars,pedestrian,speed_limit"
 RANDOM_NOTE = (
     "NOTE: the demo models are not shipped yet (spotvlm_ros/demo_models/{lvlm,svlm}); these figures come "
     "from tiny RANDOMLY INITIALISED stand-ins: they exercise the pipeline and say nothing about accuracy."
@@ -212,26 +221,36 @@ def write_outputs(results: Any, out: Path, header: list[str], extra: dict[str, A
     (out / "report.md").write_text(markdown_report(results, rows, header, [str(p) for p in plots]))
     extra = extra | write_per_frame(results, out)
     (out / "results.json").write_text(results_json(results, rows, extra))
-    return {"rows": rows, "plots": plots, "report": out / "report.md", "oracle": extra["switch_oracle"]}
+    return {
+        "rows": rows,
+        "plots": plots,
+        "report": out / "report.md",
+        "oracle": extra["switch_oracle"],
+        "cold_start": extra["cold_start_share"],
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spotvlm bench accuracy", description=__doc__.splitlines()[0])
-    parser.add_argument("--bag", type=Path, default=None, help="annotated bag (default: rosbags/demo)")
     parser.add_argument(
-        "--generate", action="store_true", help="evaluate on a freshly generated held-out bag instead"
+        "--bag",
+        type=Path,
+        default=None,
+        help="annotated bag (default: a generated held-out bag of long drives)",
     )
+    parser.add_argument("--demo-bag", action="store_true", help="the shipped demo bag (six 10 s drives)")
+    parser.add_argument("--drives", type=int, default=DRIVES, help=f"drives of the generated bag ({DRIVES})")
     parser.add_argument(
-        "--frames",
+        "--drive-frames",
         type=int,
-        default=DEMO_FRAMES,
-        help=f"frames of the bag per run ({DEMO_FRAMES}: the demo bag's six clips)",
+        default=DRIVE_FRAMES,
+        help=f"frames per generated drive ({DRIVE_FRAMES}: 60 s)",
     )
-    parser.add_argument(
-        "--questions", default="light,cars,pedestrian", help="VQA ids (light,cars,pedestrian)"
-    )
+    parser.add_argument("--frames", type=int, default=0, help="frames of the bag per run (0: all)")
+    parser.add_argument("--questions", default=QUESTIONS, help=f"VQA ids ({QUESTIONS}; absent ones skipped)")
     parser.add_argument("--sweep", default=",".join(f"{m:g}" for m in SWEEP), help="mean delays in s")
-    parser.add_argument("--draws", type=int, default=3, help="delay sequences per mean delay, averaged (3)")
+    parser.add_argument("--draws", type=int, default=3, help="delay sequences per headline delay (3)")
+    parser.add_argument("--sweep-draws", type=int, default=1, help="delay sequences per other delay (1)")
     parser.add_argument("--timing-frames", type=int, default=40, help="frames timed per mode (40)")
     parser.add_argument(
         "--lvlm", type=Path, default=None, help="LVLM model dir (default: shipped demo model)"
@@ -244,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument(
-        "--quick", action="store_true", help="a fast plumbing run: 20 frames, light, 1.5 s and 5 s"
+        "--quick", action="store_true", help="a fast plumbing run: one 20-frame drive, light, 1.5 s and 5 s"
     )
     return parser
 
@@ -252,22 +271,58 @@ def _parser() -> argparse.ArgumentParser:
 def _bag(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
     if args.bag is not None:
         return args.bag, f"bag {args.bag}"
-    if not args.generate and (DEMO_BAG / "metadata.yaml").is_file():
-        return DEMO_BAG, f"demo bag {DEMO_BAG}"
+    if args.demo_bag:
+        return DEMO_BAG, f"demo bag {DEMO_BAG} (six 10 s drives)"
+    if args.drives < 1 or args.drive_frames < 1:
+        raise SystemExit("spotvlm bench accuracy: --drives and --drive-frames must be >= 1")
     from ..runtime.make_bag import make_synthetic_bag
     from ..training.recipe import FRAME_SIZE
 
     bag = tmp / "heldout_bag"
     make_synthetic_bag(
         bag,
-        frames=min(args.frames, CLIP_FRAMES),
-        clips=max(1, math.ceil(args.frames / CLIP_FRAMES)),
+        frames=args.drive_frames,
+        clips=args.drives,
         seed=HELDOUT_BAG_SEED,
         width=FRAME_SIZE[0],
         height=FRAME_SIZE[1],
         transport="compressed",
+        signs=True,
     )
-    return bag, f"generated held-out bag {bag} (clip seeds from {HELDOUT_BAG_SEED})"
+    seconds = args.drive_frames / 10.0
+    return bag, (
+        f"generated held-out bag: {args.drives} drives of {seconds:g} s with speed-limit signs "
+        f"(clip seeds {HELDOUT_BAG_SEED}..{HELDOUT_BAG_SEED + args.drives - 1})"
+    )
+
+
+def evaluate_sweep(
+    config: SpotVlmConfig,
+    bag: Path,
+    plan_args: dict[str, Any],
+    groups: Sequence[tuple[list[str], int]],
+    edge: Any,
+    cloud: Any,
+) -> Any:
+    """:func:`evaluate_modes` for each (profiles, draws) group, merged into one result."""
+    from ..runtime.eval.runner import EvalResults
+
+    parts = [
+        evaluate_modes(config, bag, {**plan_args, "profiles": profiles, "draws": draws}, edge, cloud)
+        for profiles, draws in groups
+        if profiles
+    ]
+    first = parts[0]
+    calls = {
+        role: {k: sum(p.model_calls[role][k] for p in parts) for k in first.model_calls[role]}
+        for role in first.model_calls
+    }
+    means = {r.profile: r.profile_mean_s for part in parts for r in part.runs}
+    profiles = sorted((p for part in parts for p in part.profiles), key=lambda spec: means.get(spec, 0.0))
+    runs = [r for part in parts for r in part.runs]
+    return EvalResults(
+        first.bag, first.frames, first.seed, first.deadline_s, list(MODES), profiles, first.items, runs, calls
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     hf_logging.disable_progress_bar()
     if args.quick:
-        args.frames, args.questions, args.timing_frames, args.draws = 20, "light", 4, 1
+        args.drives, args.drive_frames, args.questions, args.timing_frames = 1, 20, "light", 4
+        args.draws = args.sweep_draws = 1
         args.sweep = ",".join(f"{m:g}" for m in QUICK_SWEEP)
     means = sorted({float(m) for m in args.sweep.split(",") if m.strip()} | set(HEADLINE.values()))
     settings, trained = model_settings(args.lvlm, args.svlm)
@@ -301,11 +357,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "draws": args.draws,
             "per_frame": True,
         }
+        headline = [profile_spec(m) for m in means if m in HEADLINE.values()]
+        others = [profile_spec(m) for m in means if m not in HEADLINE.values()]
         setup = prepare_eval(bag, config, EvalPlan(modes=list(MODES), **plan_args))
         header = [
             f"SpotVLM accuracy benchmark on the {origin}: first {setup.frames} frames, VQA "
             f"{', '.join(i.key for i in setup.items)}; lognormal cloud delay (sigma 0.8), mean "
-            f"{', '.join(f'{m:g}' for m in means)} s, {args.draws} delay sequence(s) each, averaged; "
+            f"{', '.join(f'{m:g}' for m in means)} s; {args.draws} delay sequence(s) at "
+            f"{', '.join(f'{m:g}' for m in HEADLINE.values())} s, {args.sweep_draws} at the others, "
+            "averaged; "
             f"SVLM step {config.edge.step_time_s} s (simulated)",
             f"- models: edge {config.edge.model or 'tiny'}, cloud {config.cloud.model or 'tiny'}",
             f"- {', '.join(CLOUD_MODES)} run with focus.mode = off (the LVLM is not asked for regions "
@@ -317,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         edge = MemoBackend(create_backend(config.edge, "edge"))
         cloud = MemoBackend(create_backend(config.cloud, "cloud"))
         try:
-            results = evaluate_modes(config, bag, plan_args, edge, cloud)
+            groups = [(headline, args.draws), (others, args.sweep_draws)]
+            results = evaluate_sweep(config, bag, plan_args, groups, edge, cloud)
         finally:
             edge.close()
             cloud.close()
@@ -328,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = accuracy_figures(outputs["rows"], means)
     for name, mean_s in HEADLINE.items():
         figures[f"{name}_by_draw"] = gap_closed_by_draw(results.runs, mean_s)
+    figures |= per_question_figures(results.runs, outputs["oracle"], outputs["cold_start"], HEADLINE)
     ratio = timing["spotvlm"] / timing["svlm"] if timing["svlm"] > 0 else math.nan
     figures["latency_vs_svlm_ratio"] = _rounded(ratio)
     figures["svlm_step_ms"] = round(1000 * timing["svlm"], 2)

@@ -40,11 +40,6 @@ TARGETS = (
     Target("lvlm_vqa_cars", "LVLM, number of cars", lambda a: a["lvlm"]["vqa:cars"]),
     Target("lvlm_vqa_pedestrian", "LVLM, pedestrian crossing", lambda a: a["lvlm"]["vqa:pedestrian"]),
     Target(
-        "svlm_light_gap",
-        "LVLM minus SVLM without context, traffic light",
-        lambda a: a["lvlm"]["vqa:light"] - a["svlm"]["vqa:light"],
-    ),
-    Target(
         "svlm_focus_light",
         "SVLM with a focus crop of the light and a fresh contradicting context",
         lambda a: a["svlm"]["light:focus_ctx_wrong"],
