@@ -8,6 +8,7 @@ count, the prefix-reuse decision, and grounding round trips through both backend
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -223,3 +224,17 @@ def test_openai_token_estimate_follows_the_served_family() -> None:
     assert tokens("Qwen/Qwen3-VL-2B-Instruct") == (480 // 32) * (640 // 32)  # 32 px per token: 300
     assert tokens("Qwen/Qwen2.5-VL-7B-Instruct") == 17 * 23  # 28 px per token after smart_resize: 391
     assert tokens("google/gemma-4-E2B-it") == 266  # pooled budget of 280
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "qwen3_5"])
+def test_a_normal_run_warns_of_no_deprecation(family, tiny_model_factory) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = HfLocalBackend(tiny_model_factory(family), max_new_tokens=3)
+        try:
+            for seed in (1, 2):  # the second call goes through the reused prefix where it is on
+                model.generate(chat(), [frame(seed=seed)], on_text=lambda text: None, want_regions=True)
+        finally:
+            model.close()
+    deprecations = [w for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))]
+    assert not deprecations, [str(w.message) for w in deprecations]
