@@ -9,7 +9,8 @@ the runtime's own overhead. Target: ``replay_vs_plain_read_ratio >= 0.7``.
 ``--cameras N`` (N > 1) replays N camera topics as frame groups (``camera.topics``): by default the
 DriveLM-nuScenes sample (``import-drivelm`` of the shared sample, or of a generated stand-in when it is
 absent), whose first N cameras are read; the plain pass reads and decodes the same topics. Target:
-``multicam_replay_vs_plain_read_ratio >= 0.6``.
+``multicam_replay_vs_plain_read_ratio >= 0.6``. Its key frames are 3 s apart, so every group is an LVLM
+keyframe; ``--sweeps-hz 12`` repeats each key frame at 12 Hz until the next (video rate, real images).
 """
 
 from __future__ import annotations
@@ -75,14 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--repeat", type=int, default=3, help="passes of each kind, best taken (3)")
     parser.add_argument(
+        "--sweeps-hz",
+        type=float,
+        default=0.0,
+        help="with --cameras and no --bag: repeat each key frame at this rate until the next (0 = off)",
+    )
+    parser.add_argument(
         "--config", type=Path, default=None, help="YAML config of the replay (backends forced to zero)"
     )
     return parser
 
 
-def camera_bag(tmp: Path) -> Path:
-    """The DriveLM-nuScenes sample (or a generated stand-in) imported into ``tmp``."""
+def camera_bag(tmp: Path, sweeps_hz: float = 0.0) -> Path:
+    """The DriveLM-nuScenes sample (or a generated stand-in) imported into ``tmp``.
+
+    ``sweeps_hz`` > 0 adds each key frame's images repeated at that rate until the next key frame.
+    """
     from ..runtime.import_drivelm import import_drivelm
+    from .drivelm_video import repeated_sweeps
     from .importer import shared_sample, stand_in
 
     sample = shared_sample()
@@ -91,8 +102,11 @@ def camera_bag(tmp: Path) -> Path:
     else:
         qa_json = stand_in(tmp / "input")
         images, what = qa_json.parent, "a generated stand-in (the shared sample is absent)"
+    tables = repeated_sweeps(qa_json, images, tmp / "sweeps", sweeps_hz) if sweeps_hz > 0 else None
+    if tables is not None:
+        what += f", each key frame repeated at {sweeps_hz:g} Hz until the next"
     print(f"imported {what}")
-    return import_drivelm(qa_json, images, tmp / "drivelm").path
+    return import_drivelm(qa_json, images, tmp / "drivelm", nuscenes=tables).path
 
 
 def image_topics(bag: Path, count: int) -> list[str]:
@@ -117,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="spotvlm-bench-") as tmp:
         bag = args.bag
         if bag is None and multi:
-            bag = camera_bag(Path(tmp))
+            bag = camera_bag(Path(tmp), args.sweeps_hz)
         elif bag is None:
             if (DEMO_BAG / "metadata.yaml").is_file():
                 bag = DEMO_BAG
