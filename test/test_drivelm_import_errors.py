@@ -98,27 +98,31 @@ def test_malformed_json_entry_is_named_and_nothing_written(tmp_path, capsys, nam
     assert not list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else True
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not a jpeg", "unreadable"])
+@pytest.mark.parametrize("damage", ["header only", "cut short", "not a jpeg", "unreadable"])
 def test_broken_image_is_named(tmp_path, capsys, damage) -> None:
     images = copy_images(tmp_path / "images")
     target = next((images / "nuscenes" / "samples" / "CAM_FRONT_RIGHT").glob("*1533280042620339.jpg"))
-    if damage == "truncated":
+    if damage == "header only":
         target.write_bytes(target.read_bytes()[:100])
+        expected = "truncated or corrupt"
+    elif damage == "cut short":
+        data = target.read_bytes()
+        target.write_bytes(data[: len(data) * 2 // 3])
+        expected = "no end-of-image marker"
     elif damage == "not a jpeg":
         target.write_bytes(b"GIF89a" + bytes(200))
+        expected = "not a JPEG"
+    elif os.geteuid() == 0:  # root reads any file: a folder in its place cannot be read either
+        target.unlink()
+        target.mkdir()
+        expected = "image not found"
     else:
-        if os.geteuid() == 0:
-            target.unlink()
-            target.mkdir()  # root reads any file: a folder in its place cannot be read either
-        else:
-            target.chmod(0)
+        target.chmod(0)
+        expected = "cannot read image"
     out = tmp_path / "bag"
     rc, err = _run(sample_dir() / "train_sample.json", images, out, capsys)
     assert rc == 2, err
-    assert "CAM_FRONT_RIGHT" in err and "scene " + SCENE in err
-    assert {"truncated": "truncated or corrupt", "not a jpeg": "not a JPEG", "unreadable": "not found"}[
-        damage
-    ] in err
+    assert "CAM_FRONT_RIGHT" in err and "scene " + SCENE in err and expected in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["images"]
 
 

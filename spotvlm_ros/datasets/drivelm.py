@@ -195,7 +195,10 @@ def read_image_info(path: Path, camera: str, where: str) -> CameraImage:
 
 
 def jpeg_size(path: Path, where: str) -> tuple[int, int]:
-    """(width, height) from a JPEG's frame header; DriveLmError when unreadable or not a JPEG."""
+    """(width, height) from a JPEG's frame header, checked to end with its end-of-image marker.
+
+    DriveLmError when unreadable, not a JPEG, or cut short; the image data is not decoded.
+    """
     try:
         with path.open("rb") as stream:
             data = stream.read(HEADER_BYTES)
@@ -203,12 +206,16 @@ def jpeg_size(path: Path, where: str) -> tuple[int, int]:
             if size is None and len(data) == HEADER_BYTES:  # a long header (large EXIF): read on
                 data += stream.read()
                 size = _sof_size(data)
+            stream.seek(max(0, stream.seek(0, 2) - 64))
+            tail = stream.read().rstrip(b"\x00")
     except OSError as err:
         raise DriveLmError(f"{where}: cannot read image {path}: {err}") from None
     if data[:2] != b"\xff\xd8":
         raise DriveLmError(f"{where}: {path} is not a JPEG image")
     if size is None:
         raise DriveLmError(f"{where}: {path} is a truncated or corrupt JPEG (no frame header)")
+    if not tail.endswith(b"\xff\xd9"):
+        raise DriveLmError(f"{where}: {path} is a truncated JPEG (no end-of-image marker)")
     return size
 
 

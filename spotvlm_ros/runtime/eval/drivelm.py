@@ -276,7 +276,8 @@ def _worker(job: DriveJob) -> list[QuestionAnswer]:
     from ...models.factory import create_backend
 
     config = SpotVlmConfig.model_validate(job.config)
-    if {config.edge.backend, config.cloud.backend} <= {"tiny", "zero"}:
+    backends = {config.edge.backend, config.cloud.backend}
+    if "tiny" in backends and backends <= {"tiny", "zero"}:  # tiny CPU models: one thread each
         import torch
 
         torch.set_num_threads(1)
