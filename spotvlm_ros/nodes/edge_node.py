@@ -62,13 +62,14 @@ class EdgeNode(SpotVlmNode):
             build_edge_runtime(self.backend, self.config, self.store), self._publish, self.monitor
         )
         self.worker.start()
-        self.cameras = CameraInput(self, camera, self.worker.submit, self._on_bad_frame, self._on_camera)
-        if len(self.cameras.topics) > 1:
+        topics = camera_topics(camera)
+        if len(topics) > 1:  # before the cameras: the first group may come at once
             out = qos_profile(OUTPUT_QOS)
             self.camera_pubs = [
                 self.create_lifecycle_publisher(Image, f"~/focus_image/{name}", out)
-                for name in camera_names(camera_topics(camera))
+                for name in camera_names(topics)
             ]
+        self.cameras = CameraInput(self, camera, self.worker.submit, self._on_bad_frame, self._on_camera)
         self.watchdogs = [
             FrameWatchdog(camera.no_frames_warn_s, time.monotonic()) for _ in self.cameras.topics
         ]
