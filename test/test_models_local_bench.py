@@ -16,6 +16,7 @@ def test_bench_prints_the_figures_and_a_bench_line_last(capsys, tmp_path, monkey
     monkeypatch.setenv("SPOTVLM_CACHE_DIR", str(tmp_path))
     record = tmp_path / "docs" / "benchmarks.md"
     argv = ["--threads", "1", "--frames", "2", "--warmup", "1", "--contexts", "64,256", "--device", "cpu"]
+    argv += ["--family-frames", "0"]
     assert bench.main([*argv, "--record", str(record)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("BENCH models {")
@@ -38,6 +39,13 @@ def test_bench_prints_the_figures_and_a_bench_line_last(capsys, tmp_path, monkey
     assert figures["pipeline_prefix_hit_fraction"] == 1.0 and figures["pipeline_same_answers"] is True
     assert 0 < figures["pipeline_cached_prefix_tokens_mean"] < figures["pipeline_prompt_tokens_mean"]
     assert figures["gpu"] is False and figures["threads"] == 1
+    # per family, by its published resize rule: Qwen3-VL 32 px per token, Qwen2.5-VL 28 px
+    assert figures["family_qwen3_vl_full_visual_tokens"] == 300
+    assert figures["family_qwen2_5_vl_full_visual_tokens"] == 391
+    assert figures["family_qwen3_vl_focus_visual_tokens"] > 0
+    assert not any(
+        name.endswith("prefix_reuse_speedup_ratio") and name.startswith("family_") for name in figures
+    )
     # the record: its header once, then a section per run with the date, the device and the command
     text = record.read_text()
     assert text.startswith("# Benchmark record")
@@ -119,3 +127,15 @@ def test_reference_architectures_have_the_published_sizes() -> None:
         assert model.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="unknown Qwen2.5-VL size '1t'"):
         qwen2_5_vl_reference_config("1t")
+
+
+@pytest.mark.slow
+def test_family_prefix_reuse_figures_where_exact(capsys) -> None:
+    args = argparse.Namespace(frame_size=(320, 240), full_size=160, crop_size=160, family_frames=1)
+    figures = bench.family_reuse_figures(args)
+    out = capsys.readouterr().out
+    assert figures["family_qwen3_vl_prefix_reuse_exact"] is True
+    assert figures["family_qwen3_vl_prefix_reuse_speedup_ratio"] > 0
+    assert figures["family_qwen3_5_prefix_reuse_exact"] is False
+    assert "family_qwen3_5_prefix_reuse_speedup_ratio" not in figures
+    assert "qwen3_5        off: its Gated DeltaNet" in out

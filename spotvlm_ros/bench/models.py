@@ -9,6 +9,10 @@ is ignored), so variants decode the same number of tokens. The full frame is fed
 resolution (no extra downscale). Variants take turns frame by frame, and each ratio is the median of
 the per-frame ratios, so load changes on a shared machine hit both sides alike.
 
+Per model family (``family_*`` figures, every family of :mod:`..models.families`): visual tokens of the
+full frame and of the focus view by the family's published resize rule, and, on the tiny model of each
+family whose prefix reuse is exact, the prefix reuse speedup (the others say why it is off).
+
 In the pipeline (``pipeline_*`` figures): the edge runtime (Context Replacement over a fixed context of
 two LVLM keyframe answers, the SVLM's own answers recorded every frame) drives the tiny model with and
 without prefix reuse, frame by frame; ``pipeline_prefix_hit_fraction`` is the share of frames after the
@@ -325,6 +329,66 @@ def real_size_figures(args: argparse.Namespace, device: str = "cuda") -> dict[st
     return figures
 
 
+def family_token_figures(args: argparse.Namespace) -> dict[str, float]:
+    """Full frame vs focus view visual tokens of every family in the table (published resize rules)."""
+    from ..core.focus.tokens import visual_tokens
+    from ..models.families import FAMILIES
+
+    width, height = args.frame_size
+    image, boxes = synthetic_frame(width, height, seed=0)
+    views = focus_images(image, boxes, args.full_size, args.crop_size)
+    figures: dict[str, float] = {}
+    print(f"visual tokens per family, frame {width}x{height} vs focus ({len(views)} images):")
+    for family in FAMILIES:
+        full = visual_tokens(width, height, spec=family.tokens)
+        focus = sum(visual_tokens(v.shape[1], v.shape[0], spec=family.tokens) for v in views)
+        key = f"family_{family.name}_"
+        figures[key + "full_visual_tokens"] = full
+        figures[key + "focus_visual_tokens"] = focus
+        figures[key + "focus_visual_token_ratio"] = round(full / focus, 3)
+        print(f"  {family.title:20s} full {full:5d}  focus {focus:5d}  ratio {full / focus:5.2f}")
+    return figures
+
+
+def family_reuse_figures(args: argparse.Namespace) -> dict[str, float]:
+    """Prefix reuse speedup on the tiny model of each family where reuse is exact (focus view, 256 tokens)."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from ..models.qwen_processor import load_processor
+    from ..models.tiny import TINY_FAMILIES, cached_tiny_model
+
+    width, height = args.frame_size
+    shots = [synthetic_frame(width, height, seed) for seed in range(args.family_frames + 1)]
+    views = [focus_images(image, boxes, args.full_size, args.crop_size) for image, boxes in shots]
+    figures: dict[str, float] = {}
+    print(f"prefix reuse per tiny family ({args.family_frames} frames, focus view, 256 context tokens):")
+    for name in TINY_FAMILIES:
+        path = str(cached_tiny_model(name))
+        model_type = str(AutoConfig.from_pretrained(path).model_type)
+        model = AutoModelForImageTextToText.from_pretrained(path)
+        reuse, plain = _backend_pair(
+            model, load_processor(path, model_type), max(width, height), f"tiny:{name}"
+        )
+        key = f"family_{name}_"
+        if not reuse.prefix_reuse:
+            figures[key + "prefix_reuse_exact"] = False
+            print(f"  {name:14s} off: {reuse.prefix_reuse_note}")
+        else:
+            history = history_messages(reuse.processor, 256)
+            timed = time_variants({"reuse": (reuse, history, views), "plain": (plain, history, views)}, 1, 4)
+            ratio = paired_ratio(timed["plain"][0], timed["reuse"][0])
+            figures[key + "prefix_reuse_exact"] = True
+            figures[key + "prefix_reuse_speedup_ratio"] = round(ratio, 3)
+            print(
+                f"  {name:14s} speedup {ratio:.2f} ({timed['reuse'][1].cached_prefix_tokens} tokens reused)"
+            )
+        reuse.close()
+        plain.close()
+        del model
+        gc.collect()
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spotvlm bench models", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (fixed for comparability)")
@@ -340,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--real-sizes", default="3b,7b", help="Qwen2.5-VL sizes benchmarked on the GPU")
     parser.add_argument("--real-frames", type=int, default=20, help="timed frames per variant (GPU)")
+    parser.add_argument(
+        "--family-frames", type=int, default=4, help="timed frames per tiny family; 0 = token figures only"
+    )
     parser.add_argument(
         "--record", type=Path, default=None, help="append the figures, date and device to this markdown file"
     )
@@ -358,6 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reuse, plain = tiny_backends(args)
     figures = run_suite(reuse, plain, args, args.contexts, args.frames, "")
     figures.update(pipeline_figures(reuse, plain, args))
+    figures.update(family_token_figures(args))
+    if args.family_frames > 0:
+        figures.update(family_reuse_figures(args))
     figures["threads"] = args.threads
     figures["gpu"] = use_gpu
     if use_gpu:
