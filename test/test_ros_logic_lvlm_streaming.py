@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from time_scale import scaled
 
 from spotvlm_ros.core.config import ModelConfig, config_from_dict
 from spotvlm_ros.core.messages import lvlm_result_from_msg, query_goal
@@ -74,23 +75,27 @@ def test_feedback_streams_partial_answers_before_the_result(local, monkeypatch):
 
 
 def test_cancel_stops_a_local_generation_at_once(local):
+    """The generation ends at the first stop check after the cancel: between two tokens."""
     svc = local_service(local)
-    start = time.perf_counter()
-    local.generate(svc.messages("Describe the scene."), [np.zeros((96, 128, 3), np.uint8)], max_new_tokens=64)
-    per_token_s = (time.perf_counter() - start) / 64
     cancel = threading.Event()
     seen: list[str] = []
+    checks_after_cancel = 0
 
     def feedback(text: str) -> None:
         seen.append(text)
         cancel.set()  # the client cancels as soon as the first partial answer arrives
 
-    start = time.perf_counter()
-    thread, box = run_in_thread(svc, goal("cancel-me", LONG), cancel.is_set, feedback)
-    thread.join(10)
-    run_s = time.perf_counter() - start
+    def should_stop() -> bool:
+        nonlocal checks_after_cancel
+        if cancel.is_set():
+            checks_after_cancel += 1
+        return cancel.is_set()
+
+    thread, box = run_in_thread(svc, goal("cancel-me", LONG), should_stop, feedback)
+    thread.join(scaled(60))
+    assert not thread.is_alive()
     assert box["outcome"].status == CANCELED and box["outcome"].error == "canceled during generation"
-    assert run_s < LONG * per_token_s / 10 and len(seen) == 1
+    assert checks_after_cancel == 1 and len(seen) == 1
     again = svc.run(goal("after", 8))  # the model serves the next goal
     assert again.status == SUCCEEDED
 
@@ -99,9 +104,9 @@ def test_close_stops_the_running_generation(local):
     svc = local_service(local)
     started = threading.Event()
     thread, box = run_in_thread(svc, goal("shutdown", LONG), lambda: False, lambda text: started.set())
-    assert started.wait(10)
+    assert started.wait(scaled(30))
     svc.close()
-    thread.join(5)
+    thread.join(scaled(30))
     assert not thread.is_alive() and box["outcome"].status == ABORTED
     assert box["outcome"].error == "server shutting down"
 
@@ -110,7 +115,7 @@ def test_http_stream_feeds_back_and_cancel_closes_it():
     with FaultyOpenAiServer() as server:
         server.script(
             Reply.sse(("red ", "light ", "ahead"), part_delay_s=0.15),
-            Reply.sse(tuple(f"w{i} " for i in range(60)), part_delay_s=0.1),
+            Reply.sse(tuple(f"w{i} " for i in range(600)), part_delay_s=0.1),  # a minute long
         )
         config = config_from_dict({"cloud": {"backend": "openai", "base_url": server.base_url}})
         backend = OpenAiHttpBackend(ModelConfig(backend="openai", base_url=server.base_url, timeout_s=20.0))
@@ -124,8 +129,8 @@ def test_http_stream_feeds_back_and_cancel_closes_it():
             thread, box = run_in_thread(
                 svc, goal("http-cancel", 64), cancel.is_set, lambda text: cancel.set()
             )
-            thread.join(5)
-            assert box["outcome"].status == CANCELED and time.monotonic() - start < 2.0
+            thread.join(scaled(30))
+            assert box["outcome"].status == CANCELED and time.monotonic() - start < scaled(10.0)
         finally:
             backend.close()
 
