@@ -133,3 +133,20 @@ def test_qwen3_5_prefix_state_cannot_be_reused_exactly(tiny_model_factory) -> No
             assert not torch.allclose(fresh, reused, atol=1e-4)
     finally:
         backend.close()
+
+
+def test_gemma4_sliding_window_cache_cannot_go_back_to_a_prefix(tiny_model_factory) -> None:
+    """Why Gemma 4's prefix reuse is refused: once a prompt passes its sliding window, the window layers'
+    cache cannot be cut back to a shorter prefix."""
+    backend = HfLocalBackend(tiny_model_factory("gemma4"), max_new_tokens=2)
+    assert not backend.prefix_reuse and "sliding-window" in backend.prefix_reuse_note
+    window = backend.model.config.text_config.sliding_window
+    ids = backend.tokenizer("The traffic light is red. " * 20, return_tensors="pt")["input_ids"]
+    assert ids.shape[1] > window
+    try:
+        with torch.inference_mode():
+            cache = getattr(backend.model(input_ids=ids, use_cache=True), CACHE_ARG)
+            with pytest.raises(RuntimeError, match="sliding window"):
+                cache.crop(window // 2)
+    finally:
+        backend.close()

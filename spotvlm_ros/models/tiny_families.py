@@ -239,7 +239,7 @@ def _save_smolvlm_processor(tokenizer: PreTrainedTokenizerFast, out_dir: Path) -
 
 def _save_internvl_processor(tokenizer: PreTrainedTokenizerFast, out_dir: Path) -> None:
     image_processor = GotOcr2ImageProcessorPil(
-        size={"height": 56, "width": 56}, crop_to_patches=False, min_patches=1, max_patches=6
+        size={"height": 56, "width": 56}, crop_to_patches=True, min_patches=1, max_patches=6
     )
     _processor_files(tokenizer, image_processor, out_dir, "InternVLProcessor", image_seq_length=4)
 
