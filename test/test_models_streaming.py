@@ -6,8 +6,6 @@ wrapper passes both callbacks through on a miss and reports a hit's text once.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -46,11 +44,7 @@ def test_on_text_reports_growing_prefixes_ending_in_the_answer(backend):
 
 def test_should_stop_ends_generation_early_and_the_backend_stays_usable(backend):
     plain = backend.generate(chat(), [IMAGE])
-    full_start = time.perf_counter()
-    backend.generate(chat("Describe everything."), [IMAGE], max_new_tokens=600)
-    full_s = time.perf_counter() - full_start
     seen: list[str] = []
-    start = time.perf_counter()
     with pytest.raises(GenerationCancelled, match=r"stopped after (\d) new token"):
         backend.generate(
             chat("Describe everything."),
@@ -59,8 +53,7 @@ def test_should_stop_ends_generation_early_and_the_backend_stays_usable(backend)
             on_text=seen.append,
             should_stop=lambda: bool(seen),  # stop once the first partial text arrived
         )
-    stopped_s = time.perf_counter() - start
-    assert len(seen) <= 2 and stopped_s < full_s / 4  # the first report, then the end-of-stream one
+    assert len(seen) <= 2  # the first report, then the end-of-stream one; a single-digit token count above
     again = backend.generate(chat(), [IMAGE])  # prefix cache and model still consistent
     assert again.text == plain.text and again.cached_prefix_tokens > 0
 
