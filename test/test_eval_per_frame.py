@@ -13,7 +13,13 @@ from spotvlm_ros.core.config import load_config
 from spotvlm_ros.core.types import Box, EdgeAnswer, Region
 from spotvlm_ros.models.zero import ZeroCostBackend
 from spotvlm_ros.runtime.eval.frames import concat, frame_table, read_frames
-from spotvlm_ros.runtime.eval.oracle import cold_start_share, oracle_markdown, switch_oracle
+from spotvlm_ros.runtime.eval.oracle import (
+    breakdown_markdown,
+    cold_start_share,
+    context_breakdown,
+    oracle_markdown,
+    switch_oracle,
+)
 from spotvlm_ros.runtime.eval.runner import EvalPlan, prepare_eval, run_eval
 from spotvlm_ros.runtime.eval.tasks import TaskItem
 from spotvlm_ros.runtime.make_bag import make_synthetic_bag
@@ -92,6 +98,8 @@ def test_eval_cli_writes_the_records_and_the_oracle(bag, tmp_path):
     assert item_row["item"] == "vqa:light" and overall["item"] == "all"
     assert 0.0 <= data["cold_start_share"]["constant:delay=0.4"] < 1.0
     assert "## Switch oracle" in (out / "report.md").read_text()
+    assert {r["item"] for r in data["context_breakdown"]} == {"vqa:light"}
+    assert sum(r["frames"] for r in data["context_breakdown"]) == 40  # every scored frame of the spotvlm run
     assert (
         cli_main(
             [
@@ -214,3 +222,13 @@ def test_hand_built_records_keep_context_and_focus_and_the_cold_start_share():
     assert json.loads(rows["focus_regions"][0]) == [[1, 2, 3, 4, "sign"]]
     assert math.isnan(rows["context_age_s"][0]) and rows["context_age_s"][1] == 0.5
     assert cold_start_share(concat([svlm, lvlm, spot])) == {"p": pytest.approx(1 / 5)}
+
+
+def test_context_breakdown_splits_frames_by_the_age_of_the_context_used():
+    table = concat(_hand_built(TaskItem("vqa", "one", "Q1?"), 0))
+    rows = context_breakdown(table)
+    assert [(r["context_age"], r["frames"], r["spotvlm"], r["svlm"]) for r in rows] == [
+        ("none", 1, 0.0, 1.0),  # frame 0: no context yet; the SVLM alone was right, SpotVLM was not
+        ("<1 s", 4, 0.5, 0.25),  # frames 1-4 with a 0.5 s old context
+    ]
+    assert "| 1.50 | vqa:one | <1 s | 4 | 0.500 | 0.250 |" in breakdown_markdown(rows)

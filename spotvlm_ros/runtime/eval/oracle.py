@@ -160,3 +160,64 @@ def oracle_markdown(rows: Sequence[dict[str, Any]], cold: dict[str, float] | Non
             + ", ".join(f"`{p}` {v:.3f}" for p, v in cold.items()),
         ]
     return "\n".join(lines) + "\n"
+
+
+AGE_BUCKETS = ((0.0, 1.0, "<1 s"), (1.0, 3.0, "1-3 s"), (3.0, 10.0, "3-10 s"), (10.0, math.inf, ">=10 s"))
+NO_CONTEXT = "none"
+
+
+def _age_bucket(age: float | None) -> str:
+    if age is None or math.isnan(age):
+        return NO_CONTEXT
+    return next(label for low, high, label in AGE_BUCKETS if low <= age < high)
+
+
+def context_breakdown(table: pa.Table, mode: str = "spotvlm", edge: str = "svlm") -> list[dict[str, Any]]:
+    """Per (profile, item, age of the context ``mode`` used): frames, ``mode``'s and the SVLM's accuracy.
+
+    Shows where context helps and where it stops helping (a stale light state is right no more often
+    than the SVLM alone; a remembered speed limit is).
+    """
+    alone = _correct_by_frame(table, edge)
+    rows = table.filter(pc.equal(table["mode"].cast(pa.string()), mode))
+    cols = rows.select(["profile", "draw", "item", "stamp_ns", "correct", "context_age_s"]).to_pydict()
+    groups: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
+    for p, d, i, s, c, age in zip(*(cols[k] for k in cols), strict=True):
+        base = alone.get((p, d, i, s))
+        if c is None or base is None:
+            continue
+        groups[(p, i, _age_bucket(age))].append((c, base))
+    means = _profile_means(table)
+    order = [NO_CONTEXT, *(label for _, _, label in AGE_BUCKETS)]
+    out = []
+    for (profile, item, bucket), values in sorted(
+        groups.items(), key=lambda kv: (means[kv[0][0]], kv[0][1], order.index(kv[0][2]))
+    ):
+        out.append(
+            {
+                "profile": profile,
+                "profile_mean_s": means[profile],
+                "item": item,
+                "context_age": bucket,
+                "frames": len(values),
+                mode: _round(_mean([v[0] for v in values])),
+                edge: _round(_mean([v[1] for v in values])),
+            }
+        )
+    return out
+
+
+def breakdown_markdown(rows: Sequence[dict[str, Any]], mode: str = "spotvlm", edge: str = "svlm") -> str:
+    """The context-age breakdown as a markdown section."""
+    if not rows:
+        return ""
+    lines = [
+        f"## {mode} by the age of the context it used (from the per-frame records)",
+        "",
+        f"| mean delay s | item | context age | frames | {mode} | {edge} on the same frames |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [f"{r['profile_mean_s']:.2f}", r["item"], r["context_age"], r["frames"], r[mode], r[edge]]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
