@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from time_scale import scaled
+
 from spotvlm_ros.core.config import SpotVlmConfig, parameter_specs, to_ros_params
 from spotvlm_ros.core.config_doc import REGENERATE, config_markdown, key_docs
 
@@ -18,7 +20,7 @@ def _markdown_command(*args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "spotvlm_ros.cli", "config", "--markdown", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
         cwd=REPO,
     )
 

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from time_scale import scaled
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINKED = ("rosbags", "config", "spotvlm_ros")
 MARK = re.compile(r"^<!--\s*runnable(?::\s*(?P<kind>slow))?\s*-->\s*$")
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)")
-TIME_SCALE = float(os.environ.get("SPOTVLM_TEST_TIME_SCALE", "1"))
-CHEAP_TIMEOUT_S = 120 * TIME_SCALE
-SLOW_TIMEOUT_S = 900 * TIME_SCALE
+CHEAP_TIMEOUT_S = scaled(120)
+SLOW_TIMEOUT_S = scaled(900)
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def test_marks_are_found_and_misplaced_marks_are_errors():
 
 def test_a_failing_block_fails(tmp_path: Path):
     proc = run_block(
-        Block("page.md", 1, False, "spotvlm config no/such/file.yaml\necho after\n"), tmp_path, 60
+        Block("page.md", 1, False, "spotvlm config no/such/file.yaml\necho after\n"), tmp_path, scaled(60)
     )
     assert proc.returncode != 0 and "after" not in proc.stdout
 

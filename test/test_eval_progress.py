@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 import sys
 
 import pytest
+from time_scale import scaled
 
 from spotvlm_ros.cli_run import run_evaluation
 from spotvlm_ros.core.config import load_config
@@ -17,7 +17,7 @@ from spotvlm_ros.runtime.eval.runner import EvalPlan, prepare_eval
 from spotvlm_ros.runtime.make_bag import make_synthetic_bag
 
 ZERO = ["--set", "edge.backend=zero", "--set", "cloud.backend=zero"]
-TIMEOUT_S = 300 * float(os.environ.get("SPOTVLM_TEST_TIME_SCALE", "1"))
+TIMEOUT_S = scaled(300)
 LINE = re.compile(r"run (\d+)/(\d+) done: mode (\w+), profile (\S+), (\S+): score ")
 
 

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from time_scale import scaled
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ROOTS = {"/", "/tmp", "/var/tmp", "/home", "/Users", "/opt", "/usr", "/srv", "/mnt", "/var"}
@@ -24,13 +25,13 @@ def machine_folders() -> list[str]:
 
 
 def path_pattern(folders: list[str]) -> re.Pattern[str]:
-    """A folder as a path: not inside a longer name (``/work`` matches ``/work/x``, not ``/workshop``)."""
+    """A folder as a path, not in a longer name: ``/data/lab`` finds ``/data/lab/x``, not ``/data/labs``."""
     alternatives = "|".join(re.escape(f) for f in sorted(folders, key=len, reverse=True))
     return re.compile(rf"(?<![\w.~/-])(?:{alternatives})(?![\w.-])")
 
 
 def tracked_files() -> list[Path]:
-    proc = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, timeout=60)
+    proc = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, timeout=scaled(60))
     if proc.returncode != 0:
         pytest.skip(f"not a git checkout ({proc.stderr.decode(errors='replace').strip()}): nothing to grep")
     return [REPO / name for name in proc.stdout.decode().split("\0") if name]
