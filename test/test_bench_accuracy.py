@@ -129,3 +129,21 @@ def test_cloud_modes_are_not_asked_for_regions(tmp_path):
     assert any(asked) and not all(asked)
     blocking = results.run(profile_spec(0.5), results.items[0], "lvlm_blocking")
     assert blocking.cloud["requests"] == 30
+
+
+def test_the_held_out_drives_are_no_training_clips():
+    """The generated bag's clip seeds are not among the clips of any recipe's training or held-out sets."""
+    from spotvlm_ros.bench.accuracy import DRIVES, HELDOUT_BAG_SEED
+    from spotvlm_ros.synthetic import dataset_clips
+    from spotvlm_ros.training.recipe import RECIPES, SIGN_DATA
+    from spotvlm_ros.training.targets import UNSEEN_CLIPS, UNSEEN_SEED
+
+    drives = set(range(HELDOUT_BAG_SEED, HELDOUT_BAG_SEED + 10 * DRIVES))
+    for recipe in RECIPES.values():
+        for data in (recipe.data, SIGN_DATA[recipe.role]):
+            for seed, clips in (
+                (recipe.seed, data.train_clips),
+                (recipe.seed + data.heldout_seed_offset, data.heldout_clips),
+            ):
+                assert not drives & {clip_seed for clip_seed, _ in dataset_clips(seed, clips)}
+    assert not drives & {clip_seed for clip_seed, _ in dataset_clips(UNSEEN_SEED, UNSEEN_CLIPS)}
