@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     stats = label_stats(annotations)
     print(f"label frequencies over {args.clips} clips x {args.frames} frames (data set seed {args.seed}):")
-    for question in ANSWERS:
+    for question in (q for q in ANSWERS if q in stats):  # speed_limit only when a clip has signs
         cells = "  ".join(f"{answer}={share:.3f}" for answer, share in stats[question].items())
         print(f"  {question:<11} {cells}")
     grounded = "  ".join(f"{item}={share:.3f}" for item, share in stats["grounding"].items())
