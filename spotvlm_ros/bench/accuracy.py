@@ -263,6 +263,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a runtime setting over the scenario's, e.g. context.history_length=4 (repeatable)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a fast plumbing run: one 20-frame drive, light, 1.5 s and 5 s"
     )
     return parser
@@ -342,10 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.draws = args.sweep_draws = 1
         args.sweep = ",".join(f"{m:g}" for m in QUICK_SWEEP)
     means = sorted({float(m) for m in args.sweep.split(",") if m.strip()} | set(HEADLINE.values()))
+    from ..cli_run import _overrides
+
     settings, trained = model_settings(args.lvlm, args.svlm)
     if not trained:  # random stand-ins never stop early: keep their answers short
         settings = {**settings, "edge.max_new_tokens": 4, "cloud.max_new_tokens": 8}
-    config = scenario_config(settings)
+    config = scenario_config({**settings, **_overrides(args.set)})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="spotvlm-bench-acc-") as tmp:
         bag, origin = _bag(args, Path(tmp))
@@ -370,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- models: edge {config.edge.model or 'tiny'}, cloud {config.cloud.model or 'tiny'}",
             f"- {', '.join(CLOUD_MODES)} run with focus.mode = off (the LVLM is not asked for regions "
             "its VQA answer does not need)",
+            f"- context.history_length {config.context.history_length}, max_context_age_s "
+            f"{config.context.max_context_age_s}, keyframes.max_in_flight {config.keyframes.max_in_flight}"
+            + (f"; --set {' '.join(args.set)}" if args.set else ""),
         ]
         if not trained:
             header.append(f"- {RANDOM_NOTE}")
