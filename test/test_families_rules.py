@@ -113,7 +113,7 @@ def test_qwen3_vl_frame_costs_32_px_per_token() -> None:
 
 def test_qwen3_5_prefix_state_cannot_be_reused_exactly(tiny_model_factory) -> None:
     """The refusal is checked on the model: after a prompt, its linear-attention state cannot be cropped
-    back to a shared prefix, and carrying the uncropped state over changes the next prompt's logits."""
+    back to a shared prefix (the cache refuses, or a crop leaves the state and changes the logits)."""
     backend = HfLocalBackend(tiny_model_factory("qwen3_5"), max_new_tokens=2, prefix_cache=False)
     model = backend.model
     first = backend.tokenizer(
@@ -126,11 +126,14 @@ def test_qwen3_5_prefix_state_cannot_be_reused_exactly(tiny_model_factory) -> No
         with torch.inference_mode():
             fresh = model(input_ids=second["input_ids"]).logits[0, -1]
             cache = getattr(model(input_ids=first["input_ids"], use_cache=True), CACHE_ARG)
-            with pytest.raises(RuntimeError, match="past states"):
+            try:  # transformers >= 5.2x refuses outright; older releases crop only the attention layers
                 cache.crop(shared)
-            reused = model(input_ids=second["input_ids"][:, shared:], **{CACHE_ARG: cache}).logits[0, -1]
-            # a full-attention model cropped to the prefix would match; the carried state does not
-            assert not torch.allclose(fresh, reused, atol=1e-4)
+            except RuntimeError as err:
+                assert "past states" in str(err)
+            else:
+                reused = model(input_ids=second["input_ids"][:, shared:], **{CACHE_ARG: cache}).logits[0, -1]
+                # the recurrent state still holds the first prompt: the answer changes
+                assert not torch.allclose(fresh, reused, atol=1e-4)
     finally:
         backend.close()
 
