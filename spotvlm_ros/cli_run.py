@@ -176,7 +176,15 @@ def _eval_plan(args: argparse.Namespace, questions: Sequence[str] = ()) -> Any:
 
 
 def run_evaluation(
-    setup: Any, edge: Any, cloud: Any, out: Path, *, plots: bool, progress: bool, header: Sequence[str] = ()
+    setup: Any,
+    edge: Any,
+    cloud: Any,
+    out: Path,
+    *,
+    plots: bool,
+    progress: bool,
+    header: Sequence[str] = (),
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run a prepared evaluation, print the tables, write report.md, results.json and the plots."""
     from .runtime.eval.plots import write_plots
@@ -186,7 +194,9 @@ def run_evaluation(
     total = setup.frames * setup.runs
     reporting = _progress(f"eval {setup.bag.name}", total, progress, setup.runs, setup.plan.draws)
     with reporting as (advance, on_run):
-        results = run_eval(setup, edge, cloud, advance=advance, on_run=on_run)
+        if jobs > 1 and progress and on_run is None:  # workers advance no bar: a line per run instead
+            on_run = RunLines(f"eval {setup.bag.name}", setup.runs, setup.plan.draws)
+        results = run_eval(setup, edge, cloud, advance=advance, on_run=on_run, jobs=jobs)
     rows = summary_rows(results)
     print_tables(results, rows)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,15 +239,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if wants_drivelm(args):
         return cmd_eval_drivelm(args, config, _backends, _runtime_errors)
-    if args.jobs != 1:
-        raise ConfigError("--jobs applies to bags with DriveLM ground truth (see docs/drivelm.md)")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     from .runtime.eval.runner import EvalError, prepare_eval
 
     try:
         setup = prepare_eval(args.bag, config, _eval_plan(args))
         with _backends(config) as (edge, cloud):
             outputs = run_evaluation(
-                setup, edge, cloud, args.out, plots=not args.no_plots, progress=not args.quiet
+                setup, edge, cloud, args.out, plots=not args.no_plots, progress=not args.quiet, jobs=args.jobs
             )
     except (EvalError, ValueError) as err:
         print(f"spotvlm eval: {err}", file=sys.stderr)
@@ -372,7 +382,8 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
         "mean IoU, per-frame latency p50/p95/p99 and deadline misses, context age, LVLM requests\n"
         "and bytes. Prints a table per profile; writes OUT/report.md, OUT/results.json and PNG plots.\n"
         "A bag with DriveLM ground truth (spotvlm import-drivelm) is scored per question group with\n"
-        "DriveLM's metric families (--jobs N: drives in parallel); see docs/drivelm.md.",
+        "DriveLM's metric families; see docs/drivelm.md. --jobs N: runs (DriveLM: drives) in N\n"
+        "worker processes, same numbers.",
         epilog="example: spotvlm eval rosbags/demo --modes svlm,spotvlm --tasks vqa "
         "--profile constant:delay=0.5 --max-frames 50\n" + EXIT_CODES,
     )
@@ -400,7 +411,7 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
         "and the switch oracle",
     )
     ev.add_argument(
-        "--jobs", type=int, default=1, help="DriveLM: drives evaluated in parallel worker processes (1)"
+        "--jobs", type=int, default=1, help="runs (DriveLM: drives) in parallel worker processes (1)"
     )
     ev.add_argument("--groups", default="", help="DriveLM: comma-separated question groups (default: all)")
     ev.add_argument(

@@ -224,10 +224,12 @@ def run_eval(
     cloud_backend: VlmBackend,
     advance: Callable[[int], None] | None = None,
     on_run: Callable[[RunResult], None] | None = None,
+    jobs: int = 1,
 ) -> EvalResults:
     """Run every profile x item x mode of ``setup``.
 
     ``advance(n)`` reports camera messages done, ``on_run(run)`` each run as soon as it finishes.
+    ``jobs`` > 1 runs them in that many worker processes (:mod:`.workers`: same runs, no ``advance``).
     """
     config, plan = setup.config, setup.plan
     edge = edge_backend if isinstance(edge_backend, MemoBackend) else MemoBackend(edge_backend)
@@ -244,6 +246,11 @@ def run_eval(
         setup.items,
     )
     progress = _Progress(advance)
+    if jobs > 1:
+        from .workers import run_in_workers, task_list
+
+        results.runs, results.model_calls = run_in_workers(setup, task_list(setup), jobs, on_run)
+        return results
     for index, profile in enumerate(plan.profiles):
         for draw in range(plan.draws):
             for item in setup.items:
