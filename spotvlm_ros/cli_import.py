@@ -20,9 +20,16 @@ def cmd_import_drivelm(args: argparse.Namespace) -> int:
         print(f"spotvlm import-drivelm: {args.out} exists already; choose a new path", file=sys.stderr)
         return EXIT_USAGE
     cameras = [c.strip() for c in args.cameras.split(",") if c.strip()]
+    scenes = [t.strip() for t in args.scenes.split(",") if t.strip()]
     try:
         summary = import_drivelm.import_drivelm(
-            args.qa_json, args.images, args.out, cameras=cameras, storage=args.storage, nuscenes=args.nuscenes
+            args.qa_json,
+            args.images,
+            args.out,
+            cameras=cameras,
+            storage=args.storage,
+            nuscenes=args.nuscenes,
+            scenes=scenes,
         )
     except DriveLmError as err:
         print(f"spotvlm import-drivelm: {err}", file=sys.stderr)
@@ -60,6 +67,7 @@ def add_import_command(sub: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument("--out", type=Path, required=True, metavar="BAG", help="bag directory to create")
     cmd.add_argument("--cameras", default="", help="comma-separated cameras (default: all six)")
+    cmd.add_argument("--scenes", default="", help="comma-separated scene tokens to import (default: all)")
     cmd.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage (mcap)")
     cmd.add_argument(
         "--nuscenes",

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from drivelm_support import camera_stamps, load, sample_dir
+from drivelm_support import camera_stamps, load, sample_dir, split_scene, write_json
 from mcap.reader import make_reader
 from rosbags.rosbag2 import Reader
 
@@ -187,3 +187,15 @@ def test_camera_subset_and_summary_line(tmp_path: Path, capsys) -> None:
     assert all(set(dict(a.cameras)) == {"CAM_FRONT", "CAM_BACK"} for a in truth.items.values())
     lines = (out / "annotations.jsonl").read_text().splitlines()
     assert len(lines) == 5 and all(json.loads(line)["sequence"] for line in lines)
+
+
+def test_scene_subset(tmp_path: Path, capsys) -> None:
+    data = split_scene(load(), 3)
+    qa = write_json(tmp_path / "two.json", data)
+    second = list(data)[1]
+    args = ["import-drivelm", str(qa), "--images", str(sample_dir()), "--out"]
+    assert main([*args, str(tmp_path / "b"), "--scenes", second]) == 0
+    truth = load_annotations(tmp_path / "b")
+    assert len(truth) == 2 and {a.sequence for a in truth.items.values()} == {second}
+    assert main([*args, str(tmp_path / "c"), "--scenes", "nope"]) == 2
+    assert "no scene(s) ['nope']" in capsys.readouterr().err and not (tmp_path / "c").exists()

@@ -65,10 +65,19 @@ def plan_import(
     images_root: str | Path,
     cameras: Sequence[str] = (),
     nuscenes: str | Path | None = None,
+    scenes: Sequence[str] = (),
 ) -> tuple[list[KeyFrame], list[CameraImage], tuple[str, ...]]:
-    """Parse and check everything (key frames, sweeps, every image's header); DriveLmError on bad input."""
+    """Parse and check everything (key frames, sweeps, every image's header); DriveLmError on bad input.
+
+    ``scenes`` keeps those scene tokens only (all when empty).
+    """
     chosen = pick_cameras(cameras)
     data = load_qa_json(qa_json)
+    if scenes:
+        unknown = [s for s in scenes if s not in data]
+        if unknown:
+            raise DriveLmError(f"{qa_json}: no scene(s) {unknown}")
+        data = {token: data[token] for token in data if token in scenes}
     frames = parse_key_frames(data, images_root, chosen)
     if not frames:
         raise DriveLmError(f"{qa_json}: no key frames")
@@ -101,6 +110,7 @@ def import_drivelm(
     cameras: Sequence[str] = (),
     storage: str = "mcap",
     nuscenes: str | Path | None = None,
+    scenes: Sequence[str] = (),
 ) -> ImportSummary:
     """Write the bag at ``out`` (must not exist); DriveLmError on bad input, OSError when writing fails."""
     started = time.perf_counter()
@@ -109,7 +119,7 @@ def import_drivelm(
         raise DriveLmError(f"storage must be 'mcap' or 'sqlite3', got {storage!r}")
     if out.exists():
         raise DriveLmError(f"{out} exists already; choose a new output path")
-    frames, sweeps, chosen = plan_import(qa_json, images_root, cameras, nuscenes)
+    frames, sweeps, chosen = plan_import(qa_json, images_root, cameras, nuscenes, scenes)
     images = sorted([*iter_images(frames), *sweeps], key=lambda i: (i.stamp_ns, chosen.index(i.camera)))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
