@@ -153,3 +153,26 @@ def test_gemma4_sliding_window_cache_cannot_go_back_to_a_prefix(tiny_model_facto
                 cache.crop(window // 2)
     finally:
         backend.close()
+
+
+def test_token_spec_rejects_incomplete_rules() -> None:
+    from spotvlm_ros.core.focus.tokens import VisualTokenSpec
+
+    with pytest.raises(ValueError, match="tiling"):
+        VisualTokenSpec(tiling="mosaic", tile_size=8, tile_tokens=1)
+    with pytest.raises(ValueError, match="tile_size"):
+        VisualTokenSpec(tiling="internvl", max_tiles=4)
+    with pytest.raises(ValueError, match="longest_edge"):
+        VisualTokenSpec(tiling="idefics3", tile_size=512, tile_tokens=64)
+    with pytest.raises(ValueError, match="pooled_tokens"):
+        VisualTokenSpec(pooled_tokens=-1)
+
+
+def test_qwen2_5_vl_large_frames_follow_the_published_pixel_cap() -> None:
+    processor = Qwen2VLImageProcessorPil(
+        patch_size=14, merge_size=2, min_pixels=56 * 56, max_pixels=12_845_056
+    )
+    spec = family_by_name("qwen2_5_vl").tokens
+    for width, height in ((1920, 1080), (3840, 2160), (640, 480)):
+        expected = processor.get_number_of_image_patches(height, width, {}) // 4
+        assert visual_tokens(width, height, spec=spec) == expected

@@ -84,7 +84,7 @@ class ModelFamily:
 
 
 _QWEN_MIN = 56 * 56
-_QWEN_MAX = 28 * 28 * 1280
+_QWEN_MAX = 12_845_056  # published Qwen2/2.5-VL preprocessor_config.json (16384 tokens)
 _LINEAR_NOTE = (
     "its Gated DeltaNet linear-attention layers keep a recurrent state of everything seen, which cannot "
     "be cropped back to the prefix, so a reused prefix would carry the previous answer into the next one"
