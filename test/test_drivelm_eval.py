@@ -119,7 +119,7 @@ def test_jobs_2_equals_jobs_1(eval_form_bag: Path, tmp_path: Path, capsys) -> No
     assert two["jobs"] == 2
 
 
-def test_train_form_match_family_on_six_camera_bag(tmp_path: Path, capsys) -> None:
+def test_train_form_object_match_family(tmp_path: Path, capsys) -> None:
     bag = _import(tmp_path / "bag", sample_dir() / "train_sample.json")
     ids = "planning-6,planning-10,behavior-0,perception-24"
     args = [*ZERO, *FIXED, "--modes", "lvlm", "--groups", "planning,behavior", "--questions", ids]
