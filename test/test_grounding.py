@@ -253,6 +253,28 @@ def test_instruction_names_json_format_and_hint():
     assert "traffic light" in grounding_instruction("the traffic light")
 
 
+def test_gemma4_box_2d_is_y_first_on_a_1000_grid():
+    parse = parse_regions(
+        '[{"box_2d": [100, 500, 900, 1000], "label": "car"}]', (640, 480), None, "gemini_yxyx_1000"
+    )
+    assert boxes(parse) == [(320.0, 48.0, 640.0, 432.0)] and parse.regions[0].label == "car"
+
+
+def test_qwen3_vl_json_on_the_1000_grid_ignores_the_model_input_size():
+    text = '[{"bbox_2d": [500, 0, 1000, 1000], "label": "car"}]'
+    for size in ((640, 480), (1280, 960)):
+        parse = parse_regions(text, size, (448, 336), "qwen2_1000")
+        assert boxes(parse) == [(size[0] / 2, 0.0, float(size[0]), float(size[1]))]
+    # the same answer read the Qwen2.5-VL way lands elsewhere: why the family's convention matters
+    assert boxes(parse_regions(text, (640, 480), (640, 480), "qwen25_abs")) == [(500.0, 0.0, 640.0, 480.0)]
+
+
+def test_instruction_asks_each_family_for_its_own_convention():
+    assert "0-1000 grid relative to the image" in grounding_instruction(coord_format="qwen2_1000")
+    assert '"box_2d": [y1, x1, y2, x2]' in grounding_instruction(coord_format="gemini_yxyx_1000")
+    assert "pixel coordinates" in grounding_instruction(coord_format="qwen25_abs")
+
+
 def _assert_inside(parse, size):
     width, height = size
     assert isinstance(parse.reason, str)
