@@ -182,7 +182,8 @@ def replay_bag(
     edge_backend = edge_backend or create_backend(config.edge, "edge")
     cloud_backend = cloud_backend or create_backend(config.cloud, "cloud")
     out = Path(out_dir) if out_dir is not None else None
-    held = HeldMessages()  # camera messages read before the output bag is open
+    # camera messages read before the output bag is open; nothing is held when no bag is written
+    held = HeldMessages() if out is not None else None
     with open_cameras(bag, config.camera.camera_topics, config.camera.sync_slop_s, on_message=held) as camera:
         source = iter(camera)
         if max_frames:
