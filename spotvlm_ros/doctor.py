@@ -124,10 +124,14 @@ def _describe(report: Report, backend: Any, config: ModelConfig) -> None:
     report.note("visual tokens focus", f"{focus} ({sides})")
     if config.backend == "openai":
         report.note("prefix reuse", "server side (vLLM/SGLang prefix caching), not controlled here")
+    elif backend.prefix_reuse_mode == "snapshot":
+        report.note(
+            "prefix reuse", f"on (exact, snapshot of the prefix run alone: {backend.prefix_reuse_note})"
+        )
     elif backend.prefix_reuse:
         report.note("prefix reuse", "on (exact)")
     else:
-        report.note("prefix reuse", f"off: {backend.prefix_reuse_note or 'prefix_cache is false'}")
+        report.note("prefix reuse", "off (prefix_cache is false)")
 
 
 def _messages(question: str) -> list[dict]:

@@ -84,23 +84,20 @@ def test_generates_streams_and_counts_its_visual_tokens(backend) -> None:
     assert two.image_tokens == backend.image_tokens(640, 480) + backend.image_tokens(320, 320)
 
 
-def test_prefix_reuse_is_on_where_exact_and_refused_with_a_reason(backend) -> None:
+def test_prefix_reuse_is_on_by_crop_or_by_snapshot(backend) -> None:
     family = family_for_model_type(backend.model_type)
-    refused = {"qwen3_5": "linear-attention", "gemma4": "sliding-window"}
-    if backend.model_type in refused:
-        assert not backend.prefix_reuse
-        assert refused[backend.model_type] in backend.prefix_reuse_note or "linear_attention" in (
-            backend.prefix_reuse_note
-        )
-        second = backend.generate(chat(), [frame(seed=2)])
-        assert second.cached_prefix_tokens == 0
+    no_crop = {"qwen3_5": "linear-attention", "gemma4": "sliding-window"}
+    assert backend.prefix_reuse
+    if backend.model_type in no_crop:
+        assert backend.prefix_reuse_mode == "snapshot" and not family.prefix_reuse
+        assert no_crop[backend.model_type] in backend.prefix_reuse_note
     else:
-        assert backend.prefix_reuse and family.prefix_reuse
-        backend.generate(chat(), [frame(seed=3)])
-        assert backend.generate(chat(), [frame(seed=4)]).cached_prefix_tokens > 0
+        assert backend.prefix_reuse_mode == "crop" and family.prefix_reuse
+    backend.generate(chat(), [frame(seed=3)])
+    assert backend.generate(chat(), [frame(seed=4)]).cached_prefix_tokens > 0
 
 
-def test_refusal_and_convention_are_logged_once_at_start(tiny_model_factory, spotvlm_log) -> None:
+def test_snapshot_reason_and_convention_are_logged_once_at_start(tiny_model_factory, spotvlm_log) -> None:
     model = HfLocalBackend(tiny_model_factory("qwen3_5"), max_new_tokens=2, name="tiny-qwen3.5")
     try:
         model.generate(chat(), [frame()])
@@ -108,9 +105,9 @@ def test_refusal_and_convention_are_logged_once_at_start(tiny_model_factory, spo
     finally:
         model.close()
     convention = [m for m in spotvlm_log.messages if "boxes read as" in m]
-    refusal = [m for m in spotvlm_log.messages if "prefix KV reuse off" in m]
+    snapshot = [m for m in spotvlm_log.messages if "prefix KV reuse by snapshot" in m]
     assert len(convention) == 1 and "qwen2_1000" in convention[0] and "Qwen3.5" in convention[0]
-    assert len(refusal) == 1 and "recurrent state" in refusal[0]
+    assert len(snapshot) == 1 and "recurrent state" in snapshot[0]
 
 
 def test_qwen3_5_thinking_is_switched_off_by_its_template(tiny_model_factory) -> None:

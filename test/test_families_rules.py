@@ -112,8 +112,8 @@ def test_qwen3_vl_frame_costs_32_px_per_token() -> None:
 
 
 def test_qwen3_5_prefix_state_cannot_be_reused_exactly(tiny_model_factory) -> None:
-    """The refusal is checked on the model: after a prompt, its linear-attention state cannot be cropped
-    back to a shared prefix (the cache refuses, or a crop leaves the state and changes the logits)."""
+    """Why Qwen3.5 reuses a snapshot of its prefix: after a prompt, its linear-attention state cannot be
+    cropped back to a shared prefix (the cache refuses, or a crop leaves the state and changes the logits)."""
     backend = HfLocalBackend(tiny_model_factory("qwen3_5"), max_new_tokens=2, prefix_cache=False)
     model = backend.model
     first = backend.tokenizer(
@@ -139,10 +139,10 @@ def test_qwen3_5_prefix_state_cannot_be_reused_exactly(tiny_model_factory) -> No
 
 
 def test_gemma4_sliding_window_cache_cannot_go_back_to_a_prefix(tiny_model_factory) -> None:
-    """Why Gemma 4's prefix reuse is refused: once a prompt passes its sliding window, the window layers'
-    cache cannot be cut back to a shorter prefix."""
+    """Why Gemma 4 reuses a snapshot of its prefix: once a prompt passes its sliding window, the window
+    layers' cache cannot be cut back to a shorter prefix."""
     backend = HfLocalBackend(tiny_model_factory("gemma4"), max_new_tokens=2)
-    assert not backend.prefix_reuse and "sliding-window" in backend.prefix_reuse_note
+    assert backend.prefix_reuse_mode == "snapshot" and "sliding-window" in backend.prefix_reuse_note
     window = backend.model.config.text_config.sliding_window
     ids = backend.tokenizer("The traffic light is red. " * 20, return_tensors="pt")["input_ids"]
     assert ids.shape[1] > window

@@ -37,9 +37,10 @@ def frame(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (240, 320, 3), dtype=np.uint8)
 
 
-# families whose prefix reuse is refused (test_families_prefix.py checks why): Qwen3.5 (linear attention)
-# and Gemma 4 (sliding-window layers)
-REUSE_FAMILIES = tuple(f for f in TINY_FAMILIES if f not in ("qwen3_5", "gemma4"))
+# families whose cache cannot be cut back to a prefix (test_families_rules.py shows why): Qwen3.5 (linear
+# attention) and Gemma 4 (sliding-window layers); they reuse a snapshot of the prefix run alone
+SNAPSHOT_FAMILIES = ("qwen3_5", "gemma4")
+REUSE_FAMILIES = tuple(f for f in TINY_FAMILIES if f not in SNAPSHOT_FAMILIES)
 
 
 @pytest.fixture(scope="module", params=REUSE_FAMILIES)
@@ -77,6 +78,39 @@ def test_reuse_gives_the_same_answers_and_caches_the_unchanged_prefix(pair) -> N
     assert cached[1] > history_tokens and cached[2] == cached[1]
     assert 0 < cached[3] < cached[1]
     assert cached[4] > cached[3] and cached[5] > cached[3]
+
+
+@pytest.mark.parametrize("family", SNAPSHOT_FAMILIES)
+def test_snapshot_reuse_gives_the_same_answers(family, tiny_model_factory) -> None:
+    path = tiny_model_factory(family)
+    reuse = HfLocalBackend(path, max_new_tokens=6)
+    plain = HfLocalBackend(path, max_new_tokens=6, prefix_cache=False)
+    assert reuse.prefix_reuse_mode == "snapshot"
+    steps = [
+        (history(), turn(1), [frame(1)]),
+        (history(), turn(1), [frame(2)]),
+        (history(), turn(2), [frame(3), frame(4)]),
+        (history("green"), turn(1), [frame(5)]),  # the context changed: its prefix is run anew
+        (history("green"), turn(0, "Any pedestrian?"), []),
+        (history("green"), turn(1), [frame(6)]),
+    ]
+    cached = []
+    window = getattr(plain.model.config.get_text_config(), "sliding_window", None)
+    try:
+        for past, current, images in steps:
+            got = reuse.generate(past + current, images)
+            expected = plain.generate(past + current, images)
+            assert got.text == expected.text
+            assert got.prompt_tokens == expected.prompt_tokens
+            cached.append(got.cached_prefix_tokens)
+    finally:
+        reuse.close()
+        plain.close()
+    history_tokens = reuse.count_tokens(history()[0]["content"][0]["text"])
+    assert cached[0] == 0 and cached[1] > history_tokens and cached[2] == cached[1]
+    assert cached[3] == 0 and cached[5] == 0  # a text-only turn in between had another prefix
+    if family == "gemma4":  # the prefix is longer than the tiny model's sliding window
+        assert cached[1] > window
 
 
 def test_a_failed_generation_drops_the_cache(tiny_model_factory, monkeypatch) -> None:

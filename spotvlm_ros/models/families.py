@@ -14,8 +14,10 @@ Per family (keyed by the checkpoint's ``config.model_type``):
 - ``image_only_processor``: the transformers processor class to assemble without its video processor
   when torchvision is missing (:mod:`.processors`); empty when ``AutoProcessor`` needs no torchvision.
 - ``template_kwargs``: extra ``apply_chat_template`` arguments (Qwen3.5 thinks unless told not to).
-- ``prefix_reuse``: whether reusing the KV cache of an unchanged prompt prefix gives exactly the
-  answer of a full prompt (:mod:`.prefix_cache`); ``prefix_reuse_note`` says why not when it does not.
+- ``prefix_reuse``: whether the cache a prompt leaves behind can be cut back to its prefix and reused
+  exactly (:class:`.prefix_cache.PrefixKvCache`); ``prefix_reuse_note`` says why not when it cannot. The
+  hf backend then runs the prefix in a pass of its own and reuses copies of that cache
+  (:class:`.prefix_cache.PrefixSnapshot`), which is exact too.
 - ``served_names``: lower-case fragments of served model names (``Qwen/Qwen3-VL-235B-A22B-Instruct``)
   that identify the family behind an OpenAI-compatible endpoint.
 """
@@ -148,6 +150,11 @@ FAMILIES: tuple[ModelFamily, ...] = (
         served_names=("gemma-4", "gemma4", "gemma_4"),
         image_only_processor="Gemma4Processor",
         template_note="images are scaled up or down to a fixed token budget (70-1120, default 280)",
+        prefix_reuse=False,
+        prefix_reuse_note=(
+            "its sliding-window layers keep only the last window of tokens: once a prompt passes the window, "
+            "the cache cannot be cut back to a shorter prefix"
+        ),
         tiny=True,
         examples=("google/gemma-4-E2B-it", "google/gemma-4-31B-it"),
     ),

@@ -6,8 +6,9 @@ missing), SmolVLM / Idefics3, LLaVA and others. Batch of one, greedy decoding, C
 table (:mod:`.families`) gives the box convention (an explicit ``coord_format`` wins), chat-template
 arguments and whether prefix reuse is exact; the convention in force is logged once at start. The KV
 cache of the unchanged prompt prefix (system prompt and context history, up to the first image) is
-reused across frames (:mod:`.prefix_cache`) where that is exact, and switched off with the reason logged
-where it is not.
+reused across frames (:mod:`.prefix_cache`): cut back from the previous prompt's cache where that is
+exact, else (linear-attention or sliding-window layers) computed in a pass of its own and copied, with
+the reason logged once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .base import BackendError, ChatMessage, Generation, GenerationCancelled, St
 from .families import ModelFamily, family_for_model_type, log_convention, resolve_convention
 from .grounding import COORD_FORMATS, grounding_instruction, parse_regions
 from .hf_streaming import StopWhen, TextProgress
-from .prefix_cache import PrefixKvCache, reusable_prefix_length
+from .prefix_cache import PrefixKvCache, PrefixSnapshot, reusable_prefix_length
 from .qwen_processor import load_processor
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -179,19 +180,30 @@ class HfLocalBackend:
         log_convention(self.convention, name)
         template = str(processor.chat_template)
         self._template_kwargs = {k: v for k, v in self.family.template_kwargs if k in template}
-        self.prefix_reuse_note = _prefix_reuse_refusal(self.family, model.config)
+        self.prefix_reuse_note = _no_crop_reason(self.family, model.config)
         if prefix_cache and self.prefix_reuse_note:
-            LOG.info("%s: prefix KV reuse off: %s", name, self.prefix_reuse_note)
+            LOG.info(
+                "%s: prefix KV reuse by snapshot (a prefix pass of its own): %s", name, self.prefix_reuse_note
+            )
         self._generation_config = _greedy_config(model.generation_config)
         self._lock = threading.Lock()  # one generate at a time (the prefix cache is stateful)
         self._text_lock = threading.Lock()  # fast tokenizers must not be used from two threads at once
-        self._prefix = PrefixKvCache() if prefix_cache and not self.prefix_reuse_note else None
+        self._prefix: PrefixKvCache | PrefixSnapshot | None = None
+        if prefix_cache:
+            self._prefix = PrefixSnapshot(self._prefill) if self.prefix_reuse_note else PrefixKvCache()
         self._image_token_cache: dict[tuple[int, int], int] = {}
 
     @property
     def prefix_reuse(self) -> bool:
-        """Whether the KV cache of an unchanged prompt prefix is reused (on, and exact for this model)."""
+        """Whether the KV cache of an unchanged prompt prefix is reused (always exactly)."""
         return self._prefix is not None
+
+    @property
+    def prefix_reuse_mode(self) -> str:
+        """``crop`` (a prompt's cache cut back), ``snapshot`` (the prefix run alone) or ``off``."""
+        if self._prefix is None:
+            return "off"
+        return "snapshot" if isinstance(self._prefix, PrefixSnapshot) else "crop"
 
     @property
     def closed(self) -> bool:
@@ -316,7 +328,8 @@ class HfLocalBackend:
         """
         image_positions = [i for i, token in enumerate(ids) if token == self.image_token_id]
         reusable = reusable_prefix_length(ids, image_positions)
-        cache, cached = (None, 0) if self._prefix is None else self._prefix.take(ids, reusable)
+        with torch.inference_mode():
+            cache, cached = (None, 0) if self._prefix is None else self._prefix.take(ids, reusable)
         config = copy.copy(self._generation_config)
         config.max_new_tokens = max_new_tokens
         extra: dict[str, Any] = {}
@@ -344,6 +357,13 @@ class HfLocalBackend:
             raise GenerationCancelled(f"{self.name}: stopped after {len(new_ids)} new token(s)")
         return new_ids, cached
 
+    def _prefill(self, ids: Sequence[int]) -> Any:
+        """The cache of the model run on ``ids`` alone (a text prefix)."""
+        _forget_rope_deltas(self.model)
+        with torch.inference_mode():
+            output = self.model(input_ids=torch.tensor([list(ids)], device=self.device), use_cache=True)
+        return getattr(output, CACHE_ARG)
+
     def _decode(self, new_ids: list[int]) -> str:
         with self._text_lock:
             return self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
@@ -360,8 +380,8 @@ def _forget_rope_deltas(model: Any) -> None:
         inner.rope_deltas = None
 
 
-def _prefix_reuse_refusal(family: ModelFamily, config: Any) -> str:
-    """Why prefix KV reuse is not exact for this model ("" when it is)."""
+def _no_crop_reason(family: ModelFamily, config: Any) -> str:
+    """Why the cache a prompt leaves behind cannot be cut back to its prefix ("" when it can)."""
     if not family.prefix_reuse:
         return family.prefix_reuse_note
     text = getattr(config, "text_config", None) or config

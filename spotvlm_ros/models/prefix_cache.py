@@ -5,11 +5,16 @@ the current turn (images + question) changes. :class:`PrefixKvCache` keeps the K
 token prefix that precedes the first image of the last prompt; the next prompt that starts with the same
 tokens gets that cache (cropped to the shared length) and only its new tokens are computed. Image tokens
 are never part of a kept prefix: their placeholder ids are equal for different pictures.
+
+Models whose cache cannot be cropped back (linear-attention layers keep one recurrent state, sliding-window
+layers drop old tokens) use :class:`PrefixSnapshot` instead: the prefix is run in a pass of its own, and
+every prompt that starts with exactly that prefix gets a copy of its cache.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 
 from transformers import DynamicCache
 
@@ -73,5 +78,46 @@ class PrefixKvCache:
 
     def clear(self) -> None:
         """Drop the held cache (after an error, a model change or on close)."""
+        self._cache = None
+        self._ids = ()
+
+
+class PrefixSnapshot:
+    """The cache of one prompt prefix computed alone, handed out as a copy to prompts that start with it.
+
+    Same calls as :class:`PrefixKvCache`. ``prefill(ids)`` runs the model on the prefix tokens alone and
+    returns its cache. A prompt whose reusable prefix differs from the held one gets the new prefix
+    computed in its own pass (reported as 0 cached tokens: nothing was reused); the next prompt with the
+    same prefix gets a copy of it. Not thread-safe: the backend serialises calls.
+    """
+
+    def __init__(self, prefill: Callable[[Sequence[int]], DynamicCache], min_tokens: int = 1) -> None:
+        self._prefill = prefill
+        self._ids: tuple[int, ...] = ()
+        self._cache: DynamicCache | None = None
+        self._min_tokens = max(1, min_tokens)
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens currently held."""
+        return len(self._ids)
+
+    def take(self, input_ids: Sequence[int], reusable: int) -> tuple[DynamicCache | None, int]:
+        """A copy of the cache of the prompt's first ``reusable`` tokens, and how many were reused."""
+        if reusable < self._min_tokens:
+            return None, 0
+        prefix = tuple(input_ids[:reusable])
+        if self._cache is not None and prefix == self._ids:
+            return copy.deepcopy(self._cache), reusable
+        self.clear()
+        self._cache = self._prefill(prefix)
+        self._ids = prefix
+        return copy.deepcopy(self._cache), 0
+
+    def keep(self, cache: DynamicCache | None, input_ids: Sequence[int], reusable: int) -> None:
+        """Nothing to keep: the held snapshot is never touched by generate (it gets copies)."""
+
+    def clear(self) -> None:
+        """Drop the held snapshot (after an error, a model change or on close)."""
         self._cache = None
         self._ids = ()
