@@ -112,8 +112,14 @@ class ModelConfig(_Section):
     step_time_s: float = Field(0.0, ge=0, le=60, description="Simulated compute time per call; 0 = measured")
     prefix_cache: bool = Field(True, description="Reuse the KV cache of an unchanged prompt prefix (hf)")
     coord_format: Literal[
-        "auto", "qwen25_abs", "qwen2_1000", "gemini_yxyx_1000", "florence_1000", "paligemma_1024",
-        "normalized", "absolute",
+        "auto",
+        "qwen25_abs",
+        "qwen2_1000",
+        "gemini_yxyx_1000",
+        "florence_1000",
+        "paligemma_1024",
+        "normalized",
+        "absolute",
     ] = Field("auto", description="How the model writes boxes; auto = its model family's convention")
 
 
