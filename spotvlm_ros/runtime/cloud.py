@@ -34,9 +34,11 @@ from ..core.latency import LatencyModel
 from ..core.types import NS_PER_S, Frame, LvlmResult, Region, s_to_ns
 from ..models.base import BackendError, Generation, VlmBackend
 from .clock import Clock, Timer
-from .image_codec import decode_compressed, encode_jpeg
+from .frozen import decode_jpeg_once, encode_jpeg_once
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .link_state import CloudLinkState
 
 LOG = logging.getLogger("spotvlm.cloud")
@@ -86,7 +88,11 @@ class LvlmQuery:
 
     def encode(self, frame: Frame) -> bytes:
         """The keyframe as the JPEG a real link would carry."""
-        return encode_jpeg(frame.image, quality=self.jpeg_quality, max_side=self.max_image_side)
+        return encode_jpeg_once(frame.image, self.jpeg_quality, self.max_image_side)
+
+    def decoded(self, view: Frame, jpeg: bytes) -> np.ndarray:
+        """The cloud's decode of ``jpeg``, the encoding of ``view`` (:meth:`encode`)."""
+        return decode_jpeg_once(view.image, jpeg, self.jpeg_quality, self.max_image_side)
 
     def encode_all(self, frame: Frame) -> tuple[bytes, ...]:
         """One JPEG per camera of ``frame`` (the reference camera first)."""
@@ -107,7 +113,7 @@ class LvlmQuery:
         """
         if keyframe.more:
             return self._generate_cameras(keyframe)
-        image = decode_compressed(keyframe.jpeg)
+        image = self.decoded(keyframe.frame.views[0], keyframe.jpeg)
         generation = self.backend.generate(
             self.messages(), [image], max_new_tokens=self.max_new_tokens, want_regions=self.want_regions
         )
@@ -120,7 +126,8 @@ class LvlmQuery:
 
     def _generate_cameras(self, keyframe: Keyframe) -> Generation:
         views = keyframe.frame.views
-        images = [decode_compressed(jpeg) for jpeg in (keyframe.jpeg, *keyframe.more)]
+        jpegs = (keyframe.jpeg, *keyframe.more)
+        images = [self.decoded(view, jpeg) for view, jpeg in zip(keyframe.frame.views, jpegs, strict=True)]
         names = [view.frame_id for view in views]
         shown = camera_set_input(images, names, self.multi_camera, self.max_image_side, self.want_regions)
         generation = self.backend.generate(

@@ -4,7 +4,8 @@ The evaluation asks the same model the same thing many times: the LVLM sees the 
 ``lvlm``, ``lvlm_blocking``, ``offload`` and the three SpotVLM modes, under every latency profile; the
 SVLM-alone runs do not depend on the profile at all. Greedy decoding is deterministic, so a call with
 the same messages, images and options returns the same generation; :class:`MemoBackend` keys calls by
-exactly those (images by a digest of their bytes) and runs the model only on a miss. ``on_text`` and
+exactly those (images by a digest of their pixels, computed once per frozen image: :mod:`..frozen`)
+and runs the model only on a miss. ``on_text`` and
 ``should_stop`` go to the model on a miss; a hit reports its whole text to ``on_text`` once.
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...models.base import ChatMessage, Generation, StopCheck, TextCallback, VlmBackend
+from ..frozen import digest_once
 
 
 class MemoBackend:
@@ -41,8 +43,7 @@ class MemoBackend:
         digest = hashlib.blake2b(digest_size=20)
         digest.update(json.dumps([messages, max_new_tokens, want_regions], sort_keys=True).encode())
         for image in images:
-            digest.update(repr((image.shape, image.dtype.str)).encode())
-            digest.update(np.ascontiguousarray(image).data)
+            digest.update(digest_once(image))
         return digest.digest()
 
     def generate(
