@@ -35,8 +35,9 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install -q torch==2.13.0
 	$(LOCK_VENV)/bin/python -m pip install -q -e ".[$(LOCK_EXTRAS)]"
-	$(LOCK_VENV)/bin/python -m pip freeze --exclude-editable \
-		| sed -e 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > constraints.txt
+	{ echo "# The versions the suite last passed with (pip constraints). Refresh: make lock && make clean test"; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable \
+		| sed -e 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; } > constraints.txt
 	rm -rf $(LOCK_VENV)
 
 demo: $(STAMP)
