@@ -26,27 +26,11 @@ NEW_FAMILIES = ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "gemma4", "internvl", "sm
 SIZES = ((640, 480), (1280, 960))
 
 
-class Records(logging.Handler):
-    """Collects the records of the ``spotvlm`` logger (independent of pytest's caplog)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture
-def spotvlm_log():
-    handler = Records()
-    logger = logging.getLogger("spotvlm")
-    old_level = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
+def spotvlm_log(log_records):
+    """The ``spotvlm`` log from DEBUG on (the conftest capture, which works under ROS's launch logging)."""
+    log_records.set_level(logging.DEBUG)
+    return log_records
 
 
 def chat(question: str = "What is the state of the traffic light?", n_images: int = 1) -> list[dict]:

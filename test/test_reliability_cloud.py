@@ -153,7 +153,7 @@ def test_bad_and_odd_lvlm_answers_never_break_the_loop(tmp_path, backends, log_r
     """Empty, truncated, non-JSON, huge and error answers, and boxes outside the image / NaN / negative:
     counted errors or clipped regions, every frame still answered, regions stay inside the frame."""
     log_records.set_level(logging.INFO, logger="spotvlm")
-    stamps = write_bag(tmp_path / "bag", 80, fps=20.0)
+    stamps = write_bag(tmp_path / "bag", 240, fps=20.0)  # 12 s: the script needs about 25 requests
     with FaultyOpenAiServer(default=GOOD) as server, DelayProxy("127.0.0.1", server.port) as proxy:
         script = [GOOD]
         for reply in (*BAD_REPLIES, *ODD_BOXES):
@@ -165,7 +165,18 @@ def test_bad_and_odd_lvlm_answers_never_break_the_loop(tmp_path, backends, log_r
             proxy.set_fault("truncate" if after else "none", truncate_after_bytes=after)
             proxy.drop_connections()  # pooled connections are cut too
 
-        phases = Phases({60: lambda: truncate(50), 66: lambda: truncate(0)})
+        def truncate_on() -> None:
+            truncate(50)
+            fault["connections"] = proxy.stats().connections
+
+        def truncate_off_after_a_truncated_request() -> None:
+            deadline = time.monotonic() + scaled(30.0)  # a request made under the fault, then the fault ends
+            while proxy.stats().connections == fault["connections"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            truncate(0)
+
+        fault: dict[str, int] = {}
+        phases = Phases({60: truncate_on, 66: truncate_off_after_a_truncated_request})
         config = load_config(
             None, {**BASE, "task": "grounding", "focus.mode": "crop", "keyframes.min_interval_s": 0.05}
         )
