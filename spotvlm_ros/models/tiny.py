@@ -42,6 +42,7 @@ from .tiny_parts import (
     SMOLVLM_CHAT_TEMPLATE,
     TEXT,
     TinyFamily,
+    idefics_like_config,
     qwen_token_ids,
     text_config,
 )
@@ -91,21 +92,7 @@ def _qwen2_vl_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
 
 
 def _idefics3_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "image_size": 64,
-        "patch_size": 16,
-    }
-    return Idefics3Config(
-        text_config={"model_type": "llama", **text_config(tokenizer)},
-        vision_config=vision,
-        scale_factor=2,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    return idefics_like_config(Idefics3Config, tokenizer)
 
 
 def _llava_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:

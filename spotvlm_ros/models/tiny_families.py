@@ -35,6 +35,7 @@ from .tiny_parts import (
     SMOLVLM_CHAT_TEMPLATE,
     TEXT,
     TinyFamily,
+    idefics_like_config,
     qwen_token_ids,
     text_config,
 )
@@ -133,21 +134,7 @@ def _qwen3_5_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
 
 
 def _smolvlm_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "image_size": 64,
-        "patch_size": 16,
-    }
-    return SmolVLMConfig(
-        text_config={"model_type": "llama", **text_config(tokenizer)},
-        vision_config=vision,
-        scale_factor=2,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    return idefics_like_config(SmolVLMConfig, tokenizer)
 
 
 def _internvl_config(tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:

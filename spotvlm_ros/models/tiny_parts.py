@@ -105,3 +105,24 @@ def qwen_token_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
         "vision_start_token_id": ids("<|vision_start|>"),
         "vision_end_token_id": ids("<|vision_end|>"),
     }
+
+
+def idefics_like_config(
+    config_class: type[PretrainedConfig], tokenizer: PreTrainedTokenizerFast
+) -> PretrainedConfig:
+    """A tiny Idefics3 or SmolVLM config (one layout): a small vision tower on a llama text model."""
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "image_size": 64,
+        "patch_size": 16,
+    }
+    return config_class(
+        text_config={"model_type": "llama", **text_config(tokenizer)},
+        vision_config=vision,
+        scale_factor=2,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=tokenizer.pad_token_id,
+    )
