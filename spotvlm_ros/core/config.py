@@ -79,6 +79,19 @@ class CameraConfig(_Section):
         return list(self.topics) if self.topics else [self.topic]
 
 
+CoordFormat = Literal[
+    "auto",
+    "qwen25_abs",
+    "qwen2_1000",
+    "gemini_yxyx_1000",
+    "florence_1000",
+    "paligemma_1024",
+    "normalized",
+    "absolute",
+]
+"""How a model writes box coordinates (``models.grounding`` reads each)."""
+
+
 class ModelConfig(_Section):
     backend: Backend = Field(
         "tiny",
@@ -111,16 +124,9 @@ class ModelConfig(_Section):
     )
     step_time_s: float = Field(0.0, ge=0, le=60, description="Simulated compute time per call; 0 = measured")
     prefix_cache: bool = Field(True, description="Reuse the KV cache of an unchanged prompt prefix (hf)")
-    coord_format: Literal[
-        "auto",
-        "qwen25_abs",
-        "qwen2_1000",
-        "gemini_yxyx_1000",
-        "florence_1000",
-        "paligemma_1024",
-        "normalized",
-        "absolute",
-    ] = Field("auto", description="How the model writes boxes; auto = its model family's convention")
+    coord_format: CoordFormat = Field(
+        "auto", description="How the model writes boxes; auto = its model family's convention"
+    )
 
 
 def _default_cloud_model() -> ModelConfig:

@@ -30,20 +30,12 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
+from ..core.config import CoordFormat
 from ..core.types import Box, Region
 
-COORD_FORMATS = (
-    "auto",
-    "qwen25_abs",
-    "qwen2_1000",
-    "gemini_yxyx_1000",
-    "florence_1000",
-    "paligemma_1024",
-    "normalized",
-    "absolute",
-)
+COORD_FORMATS = get_args(CoordFormat)
 MAX_TEXT_CHARS = 200_000  # longer outputs are parsed up to this many characters
 MAX_REGIONS = 100  # regions kept at most (a runaway answer cannot flood the pipeline)
 MAX_LABEL_CHARS = 120
