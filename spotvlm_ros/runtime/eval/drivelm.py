@@ -38,7 +38,7 @@ from ..events import RunLog
 from ..simulator import Simulator
 from ..typestore import spotvlm_typestore
 from .drive_frames import DEFAULT_BUDGET_BYTES, DriveFrames
-from .memo import MemoBackend
+from .memo import worker_backends
 from .modes import MODES, build_mode
 from .runner import EvalError, latency_seed
 from .tasks import held_answers, vqa_answer_text
@@ -273,16 +273,7 @@ def _run_question(
 
 def _worker(job: DriveJob) -> list[QuestionAnswer]:
     """A drive in a worker process, with backends of its own."""
-    from ...models.factory import create_backend
-
-    config = SpotVlmConfig.model_validate(job.config)
-    backends = {config.edge.backend, config.cloud.backend}
-    if "tiny" in backends and backends <= {"tiny", "zero"}:  # tiny CPU models: one thread each
-        import torch
-
-        torch.set_num_threads(1)
-    edge = MemoBackend(create_backend(config.edge, "edge"))
-    cloud = MemoBackend(create_backend(config.cloud, "cloud"))
+    edge, cloud = worker_backends(SpotVlmConfig.model_validate(job.config))
     try:
         return run_drive(job, edge, cloud)
     finally:

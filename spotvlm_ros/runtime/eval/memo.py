@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...core.config import SpotVlmConfig
 from ...models.base import ChatMessage, Generation, StopCheck, TextCallback, VlmBackend
 from ..frozen import digest_once
 
@@ -87,3 +88,20 @@ class MemoBackend:
     def close(self) -> None:
         self._cache.clear()
         self.backend.close()
+
+
+def worker_backends(config: SpotVlmConfig) -> tuple[MemoBackend, MemoBackend]:
+    """Edge and cloud backends of an evaluation worker process, each behind its own cache.
+
+    Tiny CPU models get one thread each, so that workers side by side do not oversubscribe the cores.
+    """
+    from ...models.factory import create_backend
+
+    backends = {config.edge.backend, config.cloud.backend}
+    if "tiny" in backends and backends <= {"tiny", "zero"}:
+        import torch
+
+        torch.set_num_threads(1)
+    return MemoBackend(create_backend(config.edge, "edge")), MemoBackend(
+        create_backend(config.cloud, "cloud")
+    )

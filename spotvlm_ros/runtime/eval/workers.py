@@ -14,7 +14,7 @@ import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from .memo import MemoBackend
+from .memo import MemoBackend, worker_backends
 from .runner import EvalSetup, RunResult, _Progress, _run_one
 from .tasks import TaskItem
 
@@ -27,17 +27,8 @@ def _calls(memo: MemoBackend) -> dict[str, int]:
 
 
 def _worker(job: tuple[EvalSetup, list[Task]]) -> tuple[list[RunResult], dict[str, dict[str, int]]]:
-    from ...models.factory import create_backend
-
     setup, tasks = job
-    config = setup.config
-    backends = {config.edge.backend, config.cloud.backend}
-    if "tiny" in backends and backends <= {"tiny", "zero"}:  # tiny CPU models: one thread each
-        import torch
-
-        torch.set_num_threads(1)
-    edge = MemoBackend(create_backend(config.edge, "edge"))
-    cloud = MemoBackend(create_backend(config.cloud, "cloud"))
+    edge, cloud = worker_backends(setup.config)
     try:
         progress = _Progress(None)
         runs = [
