@@ -50,7 +50,7 @@ RANDOM_WEIGHTS_NOTE = (
 )
 
 
-def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings to dotted config overrides (values parsed as YAML: 0.1, true, [a, b])."""
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -69,7 +69,7 @@ def _csv(text: str) -> list[str]:
 
 
 def _config(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> SpotVlmConfig:
-    config = load_config(args.config, overrides={**(defaults or {}), **_overrides(args.set)})
+    config = load_config(args.config, overrides={**(defaults or {}), **parse_overrides(args.set)})
     _one_thread_for_tiny_models(config)
     return config
 

@@ -349,12 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.draws = args.sweep_draws = 1
         args.sweep = ",".join(f"{m:g}" for m in QUICK_SWEEP)
     means = sorted({float(m) for m in args.sweep.split(",") if m.strip()} | set(HEADLINE.values()))
-    from ..cli_run import _overrides
+    from ..cli_run import parse_overrides
 
     settings, trained = model_settings(args.lvlm, args.svlm)
     if not trained:  # random stand-ins never stop early: keep their answers short
         settings = {**settings, "edge.max_new_tokens": 4, "cloud.max_new_tokens": 8}
-    config = scenario_config({**settings, **_overrides(args.set)})
+    config = scenario_config({**settings, **parse_overrides(args.set)})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="spotvlm-bench-acc-") as tmp:
         bag, origin = _bag(args, Path(tmp))
