@@ -176,3 +176,57 @@ def test_property_newest_never_goes_back_history_sorted_unique_bounded(stamps, l
         assert store.lookup("vqa", s_to_ns(1e5)).result.stamp_ns == s_to_ns(newest)
     # the window holds the newest ``length`` distinct stamps that were not evicted at arrival
     assert set(held) <= {s_to_ns(s) for s in seen}
+
+
+def test_changes_history_keeps_one_result_per_run_of_equal_answers():
+    store = ContextStore(history_length=3, max_context_age_s=10.0, history_keeps="changes")
+    for stamp, text in [(1, "30"), (2, "none"), (3, "None."), (4, "50\n[{}]"), (5, "none"), (6, "none")]:
+        store.add(result(float(stamp), text=text))
+    held = [(r.stamp_ns, r.text) for r in store.history("vqa")]
+    # the runs none(2,3), 50(4), none(5,6): each run's newest; 30 left as the fourth run
+    assert held == [(s_to_ns(3), "None."), (s_to_ns(4), "50\n[{}]"), (s_to_ns(6), "none")]
+    assert store.lookup("vqa", s_to_ns(6.5)).result.stamp_ns == s_to_ns(6)
+
+
+def test_changes_history_places_late_results_in_their_run():
+    store = ContextStore(history_length=4, max_context_age_s=10.0, history_keeps="changes")
+    for stamp, text in [(1, "red"), (3, "green"), (5, "green")]:
+        store.add(result(float(stamp), text=text))
+    assert not store.add(result(4.0, text="green"))  # late, inside the green run: the run keeps its newest
+    assert not store.add(result(2.0, text="red"))  # late, ends the red run
+    assert not store.add(result(2.5, text="yellow"))  # late, a run of its own between them
+    held = [(r.stamp_ns, r.text) for r in store.history("vqa")]
+    assert held == [(s_to_ns(2), "red"), (s_to_ns(2.5), "yellow"), (s_to_ns(5), "green")]
+
+
+def test_recent_history_keeps_repeats_and_bad_mode_is_rejected():
+    store = ContextStore(history_length=3, max_context_age_s=10.0)
+    for stamp in (1, 2, 3):
+        store.add(result(float(stamp), text="none"))
+    assert len(store.history("vqa")) == 3
+    assert ContextStore.from_config(ContextConfig(history_keeps="changes")).keeps_changes
+    with pytest.raises(ValueError, match="history_keeps"):
+        ContextStore(history_keeps="all")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=60), st.sampled_from(["30", "50", "none"])),
+        min_size=1,
+        max_size=40,
+    ),
+    length=st.integers(min_value=1, max_value=6),
+)
+def test_property_changes_history_has_no_equal_neighbours_and_the_newest_always_wins(events, length):
+    store = ContextStore(history_length=length, max_context_age_s=1e6, history_keeps="changes")
+    newest = -1
+    for stamp, text in events:
+        assert store.add(result(float(stamp), text=text)) == (stamp > newest)
+        if stamp > newest:
+            newest, newest_text = stamp, text
+        held = store.history("vqa")
+        stamps = [r.stamp_ns for r in held]
+        assert stamps == sorted(set(stamps)) and len(held) <= length
+        assert all(a.text != b.text for a, b in zip(held, held[1:], strict=False))
+        assert held[-1].stamp_ns == s_to_ns(newest) and held[-1].text == newest_text

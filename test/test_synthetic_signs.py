@@ -54,7 +54,7 @@ def test_the_value_outlives_the_sign_in_view(drive):
             assert in_view[i]
 
 
-def test_a_posted_sign_is_small_in_the_frame_and_drawn_where_its_box_is():
+def test_a_posted_sign_is_sized_for_the_lvlm_and_drawn_where_its_box_is():
     spec = clip_spec(SEED, signs=True)
     widths = []
     for frame, annotation in generate_clip(SEED, 400, width=SIZE[0], height=SIZE[1], spec=spec):
@@ -66,7 +66,8 @@ def test_a_posted_sign_is_small_in_the_frame_and_drawn_where_its_box_is():
         plate = frame.image[round(box.y1) : round(box.y2), round(box.x1) : round(box.x2)].astype(int)
         red = (plate[:, :, 0] > 150) & (plate[:, :, 1] < 90) & (plate[:, :, 2] < 90)
         assert red.mean() > 0.1  # the red ring is in the box
-    assert widths and min(widths) >= 10 and max(widths) <= 30  # px of 320: unreadable at the SVLM's 112
+    # px of 320: at the LVLM's 224 px input 17-28 px (digits legible), at the SVLM's 112 px 8-14 px (a blur)
+    assert widths and min(widths) >= 24 and max(widths) <= 40
 
 
 def test_signs_leave_the_rest_of_the_clip_unchanged():

@@ -165,6 +165,17 @@ class ContextConfig(_Section):
         4, ge=0, le=64, description="Of those turns, the SVLM's own answers at most (LVLM keyframes first)"
     )
     max_context_age_s: float = Field(10.0, gt=0, le=3600, description="Older context is ignored")
+    history_keeps: Literal["recent", "changes"] = Field(
+        "recent",
+        description="Keyframe turns: the newest results, or one per run of equal answers (its newest), so "
+        "an answer that changed long ago (a sign passed) stays while newer keyframes repeat another",
+    )
+    max_memory_age_s: float = Field(
+        120.0,
+        gt=0,
+        le=86400,
+        description="changes: how long an older keyframe turn stays (the newest obeys max_context_age_s)",
+    )
     max_context_tokens: int = Field(256, ge=8, le=32768, description="Token budget of the history")
     max_lvlm_chars: int = Field(
         2000, ge=16, le=100_000, description="LVLM text is cut to this many characters"

@@ -5,6 +5,12 @@ of order: a result older than the newest one held never replaces it (it may stil
 history, so a past turn can use it), and a result whose stamp is already held is a duplicate and is
 ignored. The age of a context is ``current frame stamp - result stamp``; beyond ``max_context_age_s``
 the context is not used and the lookup says so.
+
+What the history keeps (``history_keeps``): ``recent`` holds the newest ``history_length`` results;
+``changes`` holds one result per run of equal answers (the run's newest; answers compared by their
+normalized first line), the newest ``history_length`` runs. Keyframes that repeat an answer then do not
+push out the last different one: a sign's value read once stays in the history while later keyframes
+answer that no sign is in view.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .metrics import answer_part, normalize_answer
 from .types import (
     CONTEXT_DISABLED,
     CONTEXT_NONE,
@@ -57,14 +64,38 @@ class _TaskHistory:
         self.revision = 0
 
 
+def _same_answer(a: LvlmResult, b: LvlmResult) -> bool:
+    """Whether two results give the same answer (normalized first line, region JSON ignored)."""
+    return normalize_answer(answer_part(a.text)) == normalize_answer(answer_part(b.text))
+
+
+def _collapse_runs(entry: _TaskHistory, index: int) -> None:
+    """Keep one result per run of equal answers around the result just put at ``index``: the run's newest."""
+    results = entry.results
+    if index + 1 < len(results) and _same_answer(results[index], results[index + 1]):
+        del entry.stamps[index], entry.results[index]  # a newer result already says the same
+        return
+    if index > 0 and _same_answer(results[index - 1], results[index]):
+        del entry.stamps[index - 1], entry.results[index - 1]
+
+
 class ContextStore:
     """Newest LVLM result per task plus a short history; every method is thread-safe.
 
-    ``history_length`` bounds the results kept per task (at least the newest one is always kept).
+    ``history_length`` bounds the results kept per task (at least the newest one is always kept);
+    ``history_keeps`` is ``recent`` or ``changes`` (see the module docstring).
     ``enabled=False`` makes every lookup answer :data:`CONTEXT_DISABLED` (the SVLM-alone baseline).
     """
 
-    def __init__(self, history_length: int = 4, max_context_age_s: float = 10.0, enabled: bool = True):
+    def __init__(
+        self,
+        history_length: int = 4,
+        max_context_age_s: float = 10.0,
+        enabled: bool = True,
+        history_keeps: str = "recent",
+    ):
+        if history_keeps not in ("recent", "changes"):
+            raise ValueError(f"history_keeps must be 'recent' or 'changes', got {history_keeps!r}")
         if history_length < 0:
             raise ValueError(f"history_length must be >= 0, got {history_length}")
         if not max_context_age_s > 0:
@@ -73,6 +104,7 @@ class ContextStore:
         self.max_context_age_s = float(max_context_age_s)
         self.max_context_age_ns = s_to_ns(max_context_age_s)
         self.enabled = enabled
+        self.keeps_changes = history_keeps == "changes"
         self._capacity = max(1, history_length)
         self._tasks: dict[str, _TaskHistory] = {}
         self._lock = threading.Lock()
@@ -91,6 +123,7 @@ class ContextStore:
             history_length=config.history_length,
             max_context_age_s=config.max_context_age_s,
             enabled=config.enabled,
+            history_keeps=config.history_keeps,
         )
 
     def add(self, result: LvlmResult) -> bool:
@@ -113,6 +146,8 @@ class ContextStore:
                     return False  # older than everything the bounded history keeps
             entry.stamps.insert(index, result.stamp_ns)
             entry.results.insert(index, result)
+            if self.keeps_changes:
+                _collapse_runs(entry, index)
             if len(entry.stamps) > self._capacity:
                 del entry.stamps[0], entry.results[0]
             entry.revision = self._next_revision()

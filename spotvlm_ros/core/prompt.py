@@ -4,7 +4,9 @@ The messages of a frame, in this order:
 
 1. the system prompt (plus :data:`DATA_NOTE` when there is history);
 2. keyframe turns, oldest first: the LVLM results held for the task inside ``max_context_age_s`` (the
-   newest ``history_length`` of them), each as (the question the LVLM answered, its answer), the user
+   newest ``history_length`` of them; with ``history_keeps: changes`` the store holds one result per run
+   of equal answers and older turns stay up to ``max_memory_age_s``, while the newest result still has
+   to be inside ``max_context_age_s``), each as (the question the LVLM answered, its answer), the user
    text tagged with the keyframe's label, ``[keyframe K3] What is ...?``. Labels are numbered per task
    in the order results are first shown and never change or return, so a keyframe turn reads the same
    on every frame that shows it;
@@ -212,7 +214,11 @@ class ContextReplacement:
         self._shown: dict[str, _Shown] = {}
         self._parts: OrderedDict[tuple, _KeyframePart] = OrderedDict()
         self._sanitized: OrderedDict[str, str] = OrderedDict()
-        self.max_age_ns = int(round(config.max_context_age_s * NS_PER_S))
+        window_s = config.max_context_age_s
+        if config.history_keeps == "changes":
+            window_s = max(window_s, config.max_memory_age_s)
+        self.max_age_ns = int(round(window_s * NS_PER_S))  # how old a keyframe turn may be
+        self.own_max_age_ns = int(round(config.max_context_age_s * NS_PER_S))
         self._own_users: dict[tuple[int, str], tuple[str, int]] = {}
 
     def record_answer(self, stamp_ns: int, task: str, prompt: str, answer: str) -> None:
@@ -421,7 +427,7 @@ class ContextReplacement:
         own = self._own.get(task)
         if not self.config.replacement or slots <= 0 or budget <= 0 or not own:
             return []
-        oldest = now_ns - self.max_age_ns
+        oldest = now_ns - self.own_max_age_ns
         count = self.compressor.count
         chosen: list[_Rendered] = []
         for turn in reversed(own):

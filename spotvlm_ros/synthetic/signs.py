@@ -1,11 +1,13 @@
-"""Speed-limit signs along the right verge: placed by distance driven, drawn small, remembered after.
+"""Speed-limit signs along the right verge: placed by distance driven, legible to the LVLM, remembered after.
 
 Signs stand on the far side of the right sidewalk at distances along the ego's odometer (the approach
 to the junction wraps, the odometer does not). A sign becomes the speed limit when it comes within
 ``READ_M`` of the camera (while it is in view), and stays the limit after it has passed out of view,
 until the next sign does the same; before a drive's first sign the answer is ``NO_LIMIT``. The plate is
-small: about 14-26 px wide in the 320 px frame while it is posted and in view, so about 10-18 px at the
-LVLM's 224 px input (digits 5-8 px tall) and 5-9 px at the SVLM's 112 px (digits 2-4 px tall).
+small: about 24-38 px wide in the 320 px frame while it is posted and in view, so about 17-27 px at the
+LVLM's 224 px input (digits 8-13 px tall, legible) and 8-13 px at the SVLM's 112 px (digits 4-6 px tall,
+a blur). Measured with a 0.75 m plate (digits 5-8 px tall at 224 px): a trained LVLM answered ``none``
+on every frame with a sign in view and read enlarged crops of it at chance, so the plate is 1.3 m.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ SPEED_LIMITS = ("30", "50", "80")  # each one token of the demo models' tokenize
 NO_LIMIT = "none"  # the answer before a drive's first sign
 SIGN_X_M = street.ROAD_RIGHT_X + 3.0  # plate centre: beyond the right sidewalk's kerb
 SIGN_Y_M = 2.3  # plate centre above the road
-PLATE_M = 0.75  # plate diameter
+PLATE_M = 1.3  # plate diameter
 READ_M = 24.0  # a sign in view within this distance is posted (its value becomes the limit)
 FIRST_SIGN_M = (25.0, 35.0)  # odometer position of a drive's first sign
 SIGN_SPACING_M = (30.0, 60.0)  # between consecutive signs
 SIGNS_PER_DRIVE = 64  # more than any drive passes (the ego creeps at 1.2-2.2 m/s)
 TEXTURE_PX = 96
-DIGITS_W, DIGITS_H = 0.6, 0.46  # the digits' box, as shares of the plate
+DIGITS_W, DIGITS_H = 0.66, 0.5  # the digits' box, as shares of the plate
 POST = (120, 122, 126)
 
 

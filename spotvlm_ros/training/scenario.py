@@ -18,6 +18,9 @@ SCENARIO_SETTINGS: dict[str, Any] = {
     "edge.max_new_tokens": 48,  # a grounding answer (box JSON) is about 25 tokens
     "cloud.max_new_tokens": 96,  # a caption with its regions
     "context.history_length": 1,  # the newest LVLM keyframe only: older ones mostly describe a past scene
+    # a longer history (--set context.history_length=4) holds one turn per change of answer: a speed limit
+    # read once stays while later keyframes see no sign (with one turn this is the same as "recent")
+    "context.history_keeps": "changes",
     "keyframes.max_in_flight": 4,  # a keyframe every ~delay/4: fresher context when the cloud is slow
 }
 
