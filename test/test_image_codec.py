@@ -227,3 +227,19 @@ def test_compressed_decode_without_imread_color_rgb(monkeypatch):
     monkeypatch.setattr(codec, "_IMREAD_RGB", None)
     decoded = codec.decode_compressed(png.tobytes(), "png")
     assert decoded.shape == (8, 16, 3) and (decoded[..., 0] == 250).all() and (decoded[..., 2] == 0).all()
+
+
+@pytest.mark.parametrize("size, max_side", [((900, 1600), 1024), ((2160, 3840), 1024), ((481, 641), 100)])
+def test_downscale_keeps_the_picture_and_does_not_alias(size, max_side):
+    height, width = size
+    yy, xx = np.mgrid[0:height, 0:width]
+    smooth = np.stack([xx * 255 // width, yy * 255 // height, (xx + yy) * 255 // (width + height)], axis=2)
+    smooth = smooth.astype(np.uint8)
+    out = resize_max_side(smooth, max_side)
+    assert max(out.shape[:2]) == max_side
+    reference = cv2.resize(smooth, out.shape[1::-1], interpolation=cv2.INTER_AREA).astype(float)
+    mse = ((out.astype(float) - reference) ** 2).mean()
+    assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 35  # dB: the same picture as an area average
+    checker = np.repeat((((xx + yy) % 2) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    flat = resize_max_side(checker, max_side).astype(float)
+    assert abs(flat.mean() - 127.5) < 3 and flat.std() < 12  # a 1-px pattern averages out, no moire

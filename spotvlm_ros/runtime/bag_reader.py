@@ -85,14 +85,21 @@ class ReadStats:
 
 
 class CameraBag:
-    """An open bag's camera topic; iterate it for :class:`BagFrame` items (a context manager)."""
+    """An open bag's camera topic; iterate it for :class:`BagFrame` items (a context manager).
 
-    def __init__(self, path: str | Path, topic: str = "", max_pixels: int = MAX_PIXELS) -> None:
+    ``reader``: an open reader of the bag shared with other topics (a camera set); the caller closes it.
+    """
+
+    def __init__(
+        self, path: str | Path, topic: str = "", max_pixels: int = MAX_PIXELS, reader: Reader | None = None
+    ) -> None:
         self.path = Path(path)
         self.max_pixels = max_pixels
         self.stats = ReadStats()
         self._typestore = spotvlm_typestore()
-        self._reader = _open_reader(self.path)
+        self._owns_reader = reader is None
+        self._reader = open_reader(self.path) if reader is None else reader
+        self._previous = -1
         try:
             self.image_topics = _image_topics(self._reader)
             self.topic = _choose_topic(self.image_topics, topic, self.path)
@@ -100,7 +107,8 @@ class CameraBag:
             self._connections = [c for c in self._reader.connections if c.topic == self.topic]
             self.message_count = sum(c.msgcount for c in self._connections)
         except BaseException:
-            self._reader.close()
+            if self._owns_reader:
+                self._reader.close()
             raise
         self._warned: Counter[str] = Counter()
 
@@ -140,7 +148,7 @@ class CameraBag:
         self.close()
 
     def close(self) -> None:
-        if self._reader.is_open:
+        if self._owns_reader and self._reader.is_open:
             self._reader.close()
 
     def __iter__(self) -> Iterator[BagFrame]:
@@ -148,19 +156,27 @@ class CameraBag:
 
     def frames(self, start_ns: int | None = None, stop_ns: int | None = None) -> Iterator[BagFrame]:
         """Iterate the camera topic (log time in ``[start_ns, stop_ns)``); resets :attr:`stats`."""
+        self.begin_pass()
+        for index, (_, log_ns, raw) in enumerate(self.raw_messages(start_ns, stop_ns)):
+            yield self.take(index, log_ns, raw)
+
+    def begin_pass(self) -> None:
+        """Start a new pass over the topic: statistics and the stamp order check start afresh."""
         self.stats = ReadStats()
         self._warned.clear()
-        previous = -1
-        for index, (log_ns, raw) in enumerate(self._raw_messages(start_ns, stop_ns)):
-            item = self._decode(index, log_ns, raw)
-            if item.frame is not None:
-                if item.stamp_ns <= previous:
-                    self.stats.non_monotonic += 1
-                    self._warn(
-                        "non_monotonic", f"frame {index}: stamp {item.stamp_ns} <= previous {previous}"
-                    )
-                previous = item.stamp_ns
-            yield item
+        self._previous = -1
+
+    def take(self, index: int, log_ns: int, raw: bytes | memoryview) -> BagFrame:
+        """The ``index``-th message of this pass, decoded (or skipped with its reason) and counted."""
+        item = self._decode(index, log_ns, raw)
+        if item.frame is not None:
+            if item.stamp_ns <= self._previous:
+                self.stats.non_monotonic += 1
+                self._warn(
+                    "non_monotonic", f"frame {index}: stamp {item.stamp_ns} <= previous {self._previous}"
+                )
+            self._previous = item.stamp_ns
+        return item
 
     def summary(self) -> dict[str, Any]:
         """Bag, topic and the statistics of the last pass, for run summaries."""
@@ -207,26 +223,35 @@ class CameraBag:
             suffix = " (further ones are only counted)" if count == WARNINGS_PER_REASON else ""
             LOG.warning("%s: %s%s", self.topic, message, suffix)
 
-    def _raw_messages(self, start: int | None, stop: int | None) -> Iterator[tuple[int, bytes | memoryview]]:
-        """(log time, CDR bytes) in bag order; after an unreadable part, go on window by window.
+    @property
+    def connections(self) -> list[Any]:
+        """The reader's connections of this topic."""
+        return list(self._connections)
 
-        On the first error, the rest of the bag is read again in disjoint windows (the MCAP chunks,
-        else one-second slices); each window that fails is counted once and skipped.
+    def raw_messages(
+        self, start: int | None, stop: int | None, connections: list[Any] | None = None
+    ) -> Iterator[tuple[Any, int, bytes | memoryview]]:
+        """(connection, log time, CDR bytes) in bag order; after an unreadable part, window by window.
+
+        ``connections``: read these (of the same reader) instead of this topic's. On the first error,
+        the rest of the bag is read again in disjoint windows (the MCAP chunks, else one-second
+        slices); each window that fails is counted once and skipped.
         """
+        connections = self._connections if connections is None else connections
         last = (start if start is not None else self.start_ns) - 1
         try:
-            for _, log_ns, raw in self._reader.messages(self._connections, start=start, stop=stop):
+            for connection, log_ns, raw in self._reader.messages(connections, start=start, stop=stop):
                 last = log_ns
-                yield log_ns, raw
+                yield connection, log_ns, raw
             return
         except Exception:  # rosbags, sqlite3, struct errors alike: located below
             pass
         for window_start, window_stop in self._windows(last + 1, stop):
             try:
-                for _, log_ns, raw in self._reader.messages(
-                    self._connections, start=window_start, stop=window_stop
+                for connection, log_ns, raw in self._reader.messages(
+                    connections, start=window_start, stop=window_stop
                 ):
-                    yield log_ns, raw
+                    yield connection, log_ns, raw
             except Exception as err:  # counted, then the next window
                 self.stats.unreadable_chunks += 1
                 where = f"[{window_start}, {window_stop})"
@@ -255,7 +280,8 @@ class CameraBag:
         return windows
 
 
-def _open_reader(path: Path) -> Reader:
+def open_reader(path: Path) -> Reader:
+    """An open rosbags reader of the bag at ``path`` (BagError when missing or unusable)."""
     if not path.exists():
         raise BagError(f"bag not found: {path}")
     try:

@@ -1,7 +1,8 @@
 """Several cameras of one bag: read in bag order, grouped by stamp, and written back per camera.
 
-:class:`CameraSetBag` opens one :class:`~.bag_reader.CameraBag` per topic (each decodes, skips and
-counts its own broken messages), merges them by log time and groups the frames of one instant with
+:class:`CameraSetBag` opens the bag once and reads every camera topic in one pass in bag order, through one
+:class:`~.bag_reader.CameraBag` per topic (each decodes, skips and counts its own broken messages), and
+groups the frames of one instant with
 :class:`~spotvlm_ros.core.camera_groups.CameraGrouper` (``camera.sync_slop_s``; the same slop the ROS
 nodes give ``message_filters.ApproximateTimeSynchronizer``). It yields one
 :class:`~.bag_reader.BagFrame` per complete group, stamped with the arrival of its last camera, whose
@@ -23,7 +24,15 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from ..core.annotations import ANNOTATIONS_FILE, AnnotationIndex, FrameAnnotation, save_annotations
 from ..core.camera_groups import CameraGrouper, camera_names, group_frame
 from ..core.types import EdgeAnswer, Frame
-from .bag_reader import COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagFrame, CameraBag, open_camera_bag
+from .bag_reader import (
+    COMPRESSED_TYPE,
+    IMAGE_TYPE,
+    BagError,
+    BagFrame,
+    CameraBag,
+    open_camera_bag,
+    open_reader,
+)
 from .bag_writer import BAG_VERSION, GENERATOR_KEY, OutputBag, qos_profile
 from .image_codec import MAX_PIXELS, resize_max_side, rgb_to_compressed_msg, rgb_to_image_msg
 from .overlay import annotate, camera_answer, focus_image_topic
@@ -50,9 +59,10 @@ class CameraSetBag:
         self.slop_s = slop_s
         self.on_message = on_message
         self.bags: list[CameraBag] = []
+        self._reader = open_reader(self.path)  # one metadata parse and one index read for every camera
         try:
             for topic in topics:
-                self.bags.append(open_camera_bag(path, topic, max_pixels))
+                self.bags.append(CameraBag(path, topic, max_pixels, reader=self._reader))
         except BagError:
             self.close()
             raise
@@ -79,6 +89,8 @@ class CameraSetBag:
     def close(self) -> None:
         for bag in self.bags:
             bag.close()
+        if self._reader.is_open:
+            self._reader.close()
 
     def __iter__(self) -> Iterator[BagFrame]:
         return self.frames()
@@ -86,9 +98,17 @@ class CameraSetBag:
     def frames(self, start_ns: int | None = None, stop_ns: int | None = None) -> Iterator[BagFrame]:
         """Frame groups (and unreadable messages) in bag order, log time in ``[start_ns, stop_ns)``."""
         self.grouper = CameraGrouper(self.topics, self.slop_s)
-        streams = [_numbered(bag.frames(start_ns, stop_ns), index) for index, bag in enumerate(self.bags)]
+        camera_of = {}
+        for index, bag in enumerate(self.bags):
+            bag.begin_pass()
+            camera_of |= {connection.id: index for connection in bag.connections}
+        connections = [connection for bag in self.bags for connection in bag.connections]
+        taken = [0] * len(self.bags)
         groups = 0
-        for _, index, item in heapq.merge(*streams, key=lambda entry: entry[:2]):
+        for connection, log_ns, raw in self.bags[0].raw_messages(start_ns, stop_ns, connections):
+            index = camera_of[connection.id]
+            item = self.bags[index].take(taken[index], log_ns, raw)
+            taken[index] += 1
             if self.on_message is not None:
                 self.on_message(self.topics[index], item)
             if item.frame is None:
@@ -106,12 +126,6 @@ class CameraSetBag:
     @property
     def stats(self) -> CameraSetStats:
         return CameraSetStats(self)
-
-
-def _numbered(items: Iterator[BagFrame], index: int) -> Iterator[tuple[int, int, BagFrame]]:
-    """(log time, camera number, message): the merge key of one camera's messages."""
-    for item in items:
-        yield item.log_ns, index, item
 
 
 class CameraSetStats:
