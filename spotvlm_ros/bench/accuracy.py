@@ -379,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- models: edge {config.edge.model or 'tiny'}, cloud {config.cloud.model or 'tiny'}",
             f"- {', '.join(CLOUD_MODES)} run with focus.mode = off (the LVLM is not asked for regions "
             "its VQA answer does not need)",
-            f"- context.history_length {config.context.history_length}, max_context_age_s "
+            f"- context.history_length {config.context.history_length} "
+            f"(history_keeps {config.context.history_keeps}), max_context_age_s "
             f"{config.context.max_context_age_s}, keyframes.max_in_flight {config.keyframes.max_in_flight}"
             + (f"; --set {' '.join(args.set)}" if args.set else ""),
         ]
