@@ -103,7 +103,7 @@ def test_quick_run_prints_figures_and_writes_the_plot(tmp_path, capsys):
     assert 0.0 <= figures["cold_start_share_mean5s"] <= 1.0
     assert (tmp_path / "frames.parquet").stat().st_size > 0  # the per-frame records are always written
     assert "generated held-out bag: 1 drives of 2 s with speed-limit signs" in out
-    assert "context.history_length 2," in out  # --set reaches the runtime settings
+    assert "context.history_length 2 (history_keeps changes)," in out  # --set reaches the runtime settings
     assert (tmp_path / "accuracy_vs_delay.png").stat().st_size > 0
     assert "spotvlm_no_replacement" in (tmp_path / "accuracy_curve.json").read_text()
     assert figures["trained_models"] == demo_models_present()
