@@ -7,6 +7,14 @@ import os
 import shutil
 
 
+def importable(module: str) -> bool:
+    """Whether ``module`` can be imported here (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _missing() -> str:
     for module, what in (
         ("rclpy", "ROS 2 (rclpy)"),
@@ -14,17 +22,9 @@ def _missing() -> str:
         ("rosidl_runtime_py", "rosidl_runtime_py"),
         ("diagnostic_updater", "diagnostic_updater"),
     ):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
+        if not importable(module):
             return f"{what} not importable: source a ROS 2 Humble/Jazzy setup.bash (README 'Run on a robot')"
-    try:
-        found = importlib.util.find_spec("spotvlm_msgs") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
+    if not importable("spotvlm_msgs"):
         return "spotvlm_msgs not built: colcon build both packages and source install/setup.bash"
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory

@@ -15,23 +15,18 @@ both byte orders. cv_bridge's own limits, found here and worked around, not hidd
 
 from __future__ import annotations
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
+from ros_env import importable
 
 from spotvlm_ros.runtime.image_codec import decode_raw, supported_encodings
 
 
 def _cv_bridge_missing() -> str:
-    for module in ("cv_bridge", "sensor_msgs"):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            return f"{module} not importable: source a ROS 2 setup.bash to compare with cv_bridge"
+    missing = [module for module in ("cv_bridge", "sensor_msgs") if not importable(module)]
+    if missing:
+        return f"{missing[0]} not importable: source a ROS 2 setup.bash to compare with cv_bridge"
     return ""
 
 
