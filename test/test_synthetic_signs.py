@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spotvlm_ros.synthetic import clip_spec, generate_annotations, generate_clip
+from spotvlm_ros.synthetic import clip_spec, generate_annotations, generate_clip, generate_sign_variants
 from spotvlm_ros.synthetic.camera import Camera
 from spotvlm_ros.synthetic.signs import NO_LIMIT, READ_M, SPEED_LIMITS, SpeedSigns, sign_view
 from spotvlm_ros.synthetic.world import simulate_clip
@@ -88,3 +88,27 @@ def test_sign_draws_are_seeded_and_consecutive_signs_differ():
     assert all(a != b for a, b in zip(one.values, one.values[1:], strict=False))
     assert set(one.values) == set(SPEED_LIMITS)
     assert sign_view(one, one.positions[-1] + 1.0, Camera.for_image(320, 240)) is None  # none left ahead
+
+
+def test_sign_variants_repaint_only_the_digits_with_every_other_limit():
+    spec = clip_spec(SEED, signs=True)
+    clip = list(generate_clip(SEED, 400, width=SIZE[0], height=SIZE[1], spec=spec))
+    variants = dict(generate_sign_variants(SEED, 400, width=SIZE[0], height=SIZE[1], spec=spec))
+    in_view = [i for i, (_, truth) in enumerate(clip) if truth.box("sign") is not None]
+    assert in_view and sorted(variants) == in_view  # every frame with a posted sign in view, no other
+    for index, repainted in variants.items():
+        frame, truth = clip[index]
+        shown = truth.answer("speed_limit")
+        assert sorted(a.answer("speed_limit") for _, a in repainted) == sorted(
+            v for v in SPEED_LIMITS if v != shown
+        )
+        box = truth.box("sign").box
+        for other, other_truth in repainted:
+            assert other.stamp_ns == frame.stamp_ns and other_truth.box("sign") == truth.box("sign")
+            assert (
+                other_truth.answer("light") == truth.answer("light") and other_truth.caption == truth.caption
+            )
+            ys, xs = np.nonzero((other.image != frame.image).any(axis=2))
+            assert len(xs) > 0.05 * box.width * box.height  # the digits changed
+            assert xs.min() >= box.x1 - 1 and xs.max() <= box.x2 + 1  # nothing outside the plate
+            assert ys.min() >= box.y1 - 1 and ys.max() <= box.y2 + 1

@@ -13,7 +13,7 @@ from spotvlm_ros.training.context_data import ScriptedBackend, context_samples
 from spotvlm_ros.training.data import Processors, train_samples
 from spotvlm_ros.training.modeling import build_processor
 from spotvlm_ros.training.recipe import recipe_for
-from spotvlm_ros.training.samples import crop_samples, full_frame_samples, iter_clips
+from spotvlm_ros.training.samples import crop_samples, full_frame_samples, iter_clips, keyframe_image
 from spotvlm_ros.training.scenario import demo_model_dir, demo_models_present, scenario_config
 from spotvlm_ros.training.vocab import answer_words, train_demo_tokenizer
 
@@ -119,3 +119,23 @@ def test_svlm_sign_data_draws_the_speed_limit_often_and_base_clips_do_not_have_i
     assert all(q not in queries_for(plain.annotations[0]) for q in SIGN_QUERIES)
     assert recipe_for("lvlm", curriculum="signs").data.speed_signs
     assert not recipe_for("svlm").data.speed_signs  # the shipped recipes are unchanged
+
+
+def test_lvlm_sign_data_teaches_each_sign_frame_repainted_with_every_limit(processors, config):
+    recipe = recipe_for("lvlm", curriculum="signs")
+    stride = recipe.data.sign_variant_stride
+    assert stride > 0 and recipe_for("lvlm").data.sign_variant_stride == 0
+    clip = next(c for c in iter_clips(5, 4, 80, signs=True, sign_variants=True) if c.sign_variants)
+    lvlm = Processors(processors["lvlm"], processors["lvlm"])
+    samples = train_samples(clip, recipe, config, lvlm, np.random.default_rng(2))
+    taught = {
+        (s.images[0].tobytes(), s.target.split("\n")[0])
+        for s in samples
+        if s.group.startswith("vqa:speed_limit")
+    }
+    for index in sorted(clip.sign_variants)[::stride]:
+        versions = [(clip.frames[index], clip.annotations[index]), *clip.sign_variants[index]]
+        assert {seen_limit(a) for _, a in versions} == set(SPEED_LIMITS)
+        for frame, annotation in versions:  # the same view, taught with each limit its plate shows
+            assert (keyframe_image(config, frame).tobytes(), seen_limit(annotation)) in taught
+    assert {s.target for s in samples if s.group == "crop:sign"} == set(SPEED_LIMITS)

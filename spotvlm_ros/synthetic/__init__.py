@@ -15,6 +15,7 @@ from .world import (
     generate_annotations,
     generate_clip,
     generate_dataset,
+    generate_sign_variants,
 )
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "generate_annotations",
     "generate_clip",
     "generate_dataset",
+    "generate_sign_variants",
     "label_stats",
 ]

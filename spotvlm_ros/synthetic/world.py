@@ -14,6 +14,7 @@ from .camera import Camera
 from .props import LightMount
 from .render import FrameLayout, Painter, layout_frame
 from .scene import MAX_CARS, ClipSpec, Scene
+from .signs import SPEED_LIMITS, visible_box
 from .truth import annotate
 
 DEFAULT_START_NS = 1_700_000_000_000_000_000
@@ -114,6 +115,43 @@ def _clip(
         stamp = _stamp(start_ns, index, fps)
         annotation = annotate(stamp, scene.light_state, layout, width, height, scene.speed_limit)
         yield Frame(stamp, painter.paint(scene, layout, index), FRAME_ID, index), annotation
+
+
+def generate_sign_variants(
+    seed: int,
+    num_frames: int,
+    fps: float = 10.0,
+    width: int = 640,
+    height: int = 480,
+    start_ns: int = DEFAULT_START_NS,
+    *,
+    spec: ClipSpec | None = None,
+) -> Iterator[tuple[int, list[tuple[Frame, FrameAnnotation]]]]:
+    """The frames of ``generate_clip`` whose posted sign is wholly in view, repainted with the other limits.
+
+    Yields the frame index and, per other limit, the frame and its ground truth as if the sign posted that
+    limit: the pixels are the same except for the plate's digits (same scene, occluders and sensor noise).
+    Frames without such a sign are skipped. Training data use it so that only the digits tell the limits
+    apart.
+    """
+    _check(seed, num_frames, fps, width, height, start_ns)
+    painter: Painter | None = None
+    for index, scene, layout in _simulate(seed, num_frames, fps, width, height, spec):
+        if visible_box(layout.sign, width, height) is None:
+            continue
+        if painter is None:
+            look_seq = np.random.SeedSequence([int(seed), 5])
+            painter = Painter(Camera.for_image(width, height), look_seq, scene.light_z)
+        stamp = _stamp(start_ns, index, fps)
+        variants = []
+        for value in SPEED_LIMITS:
+            if value == layout.sign.value:
+                continue
+            repainted = replace(layout, sign=replace(layout.sign, value=value))
+            image = painter.paint(scene, repainted, index)
+            annotation = annotate(stamp, scene.light_state, repainted, width, height, value)
+            variants.append((Frame(stamp, image, FRAME_ID, index), annotation))
+        yield index, variants
 
 
 def generate_annotations(

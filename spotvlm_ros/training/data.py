@@ -36,7 +36,16 @@ from .context_data import ScriptedBackend, context_samples, light_context, singl
 from .encoding import Encoded, Encoder, ImageStore
 from .modeling import model_input_size
 from .recipe import FRAME_SIZE, SAMPLE_KINDS, TrainRecipe
-from .samples import Clip, Sample, crop_samples, full_frame_samples, iter_clips, keyframe_image, lvlm_messages
+from .samples import (
+    Clip,
+    Sample,
+    crop_samples,
+    full_frame_samples,
+    iter_clips,
+    keyframe_image,
+    lvlm_messages,
+    object_crop_samples,
+)
 
 DATA_VERSION = 2  # bump when the samples change (layout or draws), so cached data is rebuilt
 Log = Callable[[str], None]
@@ -89,6 +98,23 @@ def _image_max_side(recipe: TrainRecipe, config: SpotVlmConfig) -> int:
     return config.cloud.image_max_side if recipe.role == "lvlm" else config.edge.image_max_side
 
 
+def sign_variant_samples(
+    clip: Clip, config: SpotVlmConfig, scale: tuple[float, float], rng: np.random.Generator, stride: int
+) -> list[Sample]:
+    """Speed-limit samples (full frame, crop of the sign) of every ``stride``-th frame with a repainted sign.
+
+    Each such frame comes with its repaintings with the other limits, so the frames of one question differ
+    only in the plate's digits: only reading them tells the answers apart.
+    """
+    samples: list[Sample] = []
+    for index in sorted(clip.sign_variants)[::stride]:
+        versions = [(clip.frames[index], clip.annotations[index]), *clip.sign_variants[index]]
+        for frame, annotation in versions:
+            samples += full_frame_samples(config, frame, annotation, scale, rng, queries=SIGN_QUERIES[:1])
+            samples += object_crop_samples(config, frame, annotation, rng, items=("sign",))
+    return samples
+
+
 def train_samples(
     clip: Clip,
     recipe: TrainRecipe,
@@ -101,6 +127,8 @@ def train_samples(
     scale = _input_scale(processors.model)
     samples: list[Sample] = []
     svlm = _scripted_svlm(recipe, config, processors, rng)
+    if recipe.role == "lvlm" and data.sign_variant_stride > 0:
+        samples += sign_variant_samples(clip, config, scale, rng, data.sign_variant_stride)
     for index, (frame, annotation) in enumerate(zip(clip.frames, clip.annotations, strict=True)):
         if index % data.crop_stride == 0:
             samples += crop_samples(config, frame, annotation, scale, rng)
@@ -271,7 +299,9 @@ def build_data(recipe: TrainRecipe, config: SpotVlmConfig, processors: Processor
     encoder = Encoder(processors.model, _image_max_side(recipe, config))
     store = ImageStore()
     items: list[Encoded] = []
-    for clip in iter_clips(recipe.seed, data.train_clips, data.frames_per_clip, data.speed_signs):
+    for clip in iter_clips(
+        recipe.seed, data.train_clips, data.frames_per_clip, data.speed_signs, data.sign_variant_stride > 0
+    ):
         for sample in train_samples(clip, recipe, config, processors, rng):
             items.append(encoder.encode(sample, store))
         log(f"data: clip {clip.index + 1}/{data.train_clips}: {len(items)} training items")
