@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from spotvlm_ros.synthetic.signs import NO_LIMIT, SPEED_LIMITS
 from spotvlm_ros.training.answers import SIGN_QUERIES, TaskQuery, queries_for, seen_limit
 from spotvlm_ros.training.context_data import ScriptedBackend, context_samples
-from spotvlm_ros.training.data import Processors, train_samples
+from spotvlm_ros.training.data import Processors, build_heldout, train_samples
 from spotvlm_ros.training.modeling import build_processor
 from spotvlm_ros.training.recipe import recipe_for
 from spotvlm_ros.training.samples import crop_samples, full_frame_samples, iter_clips, keyframe_image
@@ -139,3 +139,13 @@ def test_lvlm_sign_data_teaches_each_sign_frame_repainted_with_every_limit(proce
         for frame, annotation in versions:  # the same view, taught with each limit its plate shows
             assert (keyframe_image(config, frame).tobytes(), seen_limit(annotation)) in taught
     assert {s.target for s in samples if s.group == "crop:sign"} == set(SPEED_LIMITS)
+
+
+def test_lvlm_heldout_scores_reading_the_signs_apart(processors, config):
+    recipe = recipe_for("lvlm", curriculum="signs")
+    heldout = build_heldout(recipe, config, Processors(processors["lvlm"], processors["lvlm"]), 5, clips=4)
+    read = [s for s in heldout if s.group == "vqa:speed_limit@sign_in_view"]
+    rest = [s for s in heldout if s.group == "vqa:speed_limit"]
+    assert read and rest
+    assert all(s.truth in SPEED_LIMITS for s in read)  # only frames with a posted sign in view
+    assert all(s.truth == NO_LIMIT for s in rest)  # the LVLM is taught what the frame shows

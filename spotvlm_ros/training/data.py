@@ -9,7 +9,8 @@ Held-out groups (accuracy per group is what training-time evaluation reports):
 
 - both roles: ``vqa:light``, ``vqa:cars``, ``vqa:pedestrian`` (full frame, no context), ``crop:light``
   (stage-1: the light enlarged), ``grounding:light`` (IoU >= 0.5);
-- LVLM: ``caption`` (exact canonical sentence);
+- LVLM: ``caption`` (exact canonical sentence); on clips with signs ``vqa:speed_limit`` (frames that
+  show no posted sign: ``none``) and ``vqa:speed_limit@sign_in_view`` (reading the sign in view);
 - SVLM (prompts from the real runtime): ``light:ctx_right`` and ``light:ctx_wrong`` (an LVLM-style
   context turn that agrees, or a fresh one that contradicts the frame; no focus crop),
   ``light:focus`` and ``light:focus_ctx_wrong`` (the same with a focus crop of the light).
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.annotations import FrameAnnotation
 from ..core.config import SpotVlmConfig
 from .answers import SIGN_QUERIES, TaskQuery, answer_text, has_signs, queries_for, vqa_queries_for
 from .context_data import ScriptedBackend, context_samples, light_context, single_call, wrong_light
@@ -210,7 +212,7 @@ def heldout_samples(
             for query in (*vqa_queries_for(annotation), TaskQuery("caption", "caption")):
                 messages = lvlm_messages(config, query, want_regions=False)
                 target = answer_text(query, annotation, seen=True)
-                samples.append(Sample("full", query.key, messages, [image], target))
+                samples.append(Sample("full", _heldout_group(query, annotation), messages, [image], target))
             target = answer_text(grounding, annotation, scale=scale)
             messages = lvlm_messages(config, grounding, want_regions=True)
             samples.append(Sample("full", grounding.key, messages, [image], target, meta=meta))
@@ -222,6 +224,17 @@ def heldout_samples(
         samples.append(ground)
         samples += _light_context_samples(frame, annotation, config, svlm, processors, rng)
     return samples
+
+
+def _heldout_group(query: TaskQuery, annotation: FrameAnnotation) -> str:
+    """The held-out group of an LVLM question; the speed limit on frames with a posted sign in view apart.
+
+    Most frames of a clip with signs show none (answer ``none``), so the speed-limit group alone says
+    little about reading the signs; ``vqa:speed_limit@sign_in_view`` does.
+    """
+    if query.item_id == "speed_limit" and annotation.box("sign") is not None:
+        return f"{query.key}@sign_in_view"
+    return query.key
 
 
 # (focus crop, context right) -> sample group, in the order they are drawn
