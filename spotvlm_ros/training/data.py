@@ -49,7 +49,7 @@ from .samples import (
     object_crop_samples,
 )
 
-DATA_VERSION = 2  # bump when the samples change (layout or draws), so cached data is rebuilt
+DATA_VERSION = 3  # bump when the samples change (layout or draws), so cached data is rebuilt
 Log = Callable[[str], None]
 
 

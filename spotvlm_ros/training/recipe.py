@@ -247,7 +247,12 @@ SIGN_DATA = {"lvlm": LVLM_SIGN_DATA, "svlm": SVLM_SIGN_DATA}
 
 
 def _sign_stages(role: str) -> tuple[Stage, ...]:
-    """A phase on clips with signs: the speed limit drawn most, the other answers kept."""
+    """A phase on clips with signs: the speed limit drawn most, the other answers kept.
+
+    The LVLM first reads enlarged crops of the signs (86% of its batches): in the mixed stage alone,
+    crops of signs were a fifth of the samples and its answer stayed at chance for thousands of steps,
+    while crops alone broke through after about 600 steps.
+    """
     weights = {
         "vqa:speed_limit": 8.0,
         "vqa:light": 3.0,
@@ -260,7 +265,10 @@ def _sign_stages(role: str) -> tuple[Stage, ...]:
     }
     if role == "svlm":
         return (Stage("signs", 1.0, {"context": 0.6, "full": 0.3, "crop": 0.1}, weights),)
-    return (Stage("signs", 1.0, {"full": 0.75, "crop": 0.25}, weights),)
+    return (
+        Stage("sign_crops", 0.3, {"crop": 1.0}, {"crop:sign": 6.0, "crop": 1.0}),
+        Stage("signs", 1.0, {"full": 0.75, "crop": 0.25}, weights),
+    )
 
 
 # the phases of one role only: curriculum -> (role, stages)
