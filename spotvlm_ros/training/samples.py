@@ -134,6 +134,10 @@ def full_frame_samples(
 
 
 CROPPED_ITEMS = {"light": "light", "pedestrian": "pedestrian", "sign": "speed_limit"}  # id -> question
+# margin around the box, in box sizes, drawn uniformly. A sign's crops reach down to the scale of a full
+# frame at the LVLM's input (a margin of 4.5: the plate about 20 px of the 224 px crop), so that reading
+# enlarged signs carries over to reading them on full frames.
+CROP_MARGINS = {"light": (0.2, 1.2), "pedestrian": (0.8, 2.0), "sign": (0.8, 4.5)}
 
 
 def crop_samples(
@@ -171,7 +175,7 @@ def object_crop_samples(
         if item is None:
             continue
         box = jitter_box(item.box, rng, 0.15)
-        margin = float(rng.uniform(0.2, 1.2)) if item_id == "light" else float(rng.uniform(0.8, 2.0))
+        margin = float(rng.uniform(*CROP_MARGINS[item_id]))
         rect = crop_rect(box, frame.width, frame.height, margin)
         crop = crop_image(frame.image, rect, CROP_SIZE)
         query = TaskQuery("vqa", CROPPED_ITEMS[item_id])
