@@ -104,14 +104,18 @@ def generate_clip(
     return _clip(seed, num_frames, fps, width, height, start_ns, spec)
 
 
+def _clip_painter(seed: int, width: int, height: int, scene: Scene) -> Painter:
+    """The painter of a clip's seeded look (ground, scenery, trees, sensor noise)."""
+    return Painter(Camera.for_image(width, height), np.random.SeedSequence([int(seed), 5]), scene.light_z)
+
+
 def _clip(
     seed: int, num_frames: int, fps: float, width: int, height: int, start_ns: int, spec: ClipSpec | None
 ) -> Iterator[tuple[Frame, FrameAnnotation]]:
     painter: Painter | None = None
     for index, scene, layout in _simulate(seed, num_frames, fps, width, height, spec):
         if painter is None:
-            look_seq = np.random.SeedSequence([int(seed), 5])
-            painter = Painter(Camera.for_image(width, height), look_seq, scene.light_z)
+            painter = _clip_painter(seed, width, height, scene)
         stamp = _stamp(start_ns, index, fps)
         annotation = annotate(stamp, scene.light_state, layout, width, height, scene.speed_limit)
         yield Frame(stamp, painter.paint(scene, layout, index), FRAME_ID, index), annotation
@@ -140,8 +144,7 @@ def generate_sign_variants(
         if visible_box(layout.sign, width, height) is None:
             continue
         if painter is None:
-            look_seq = np.random.SeedSequence([int(seed), 5])
-            painter = Painter(Camera.for_image(width, height), look_seq, scene.light_z)
+            painter = _clip_painter(seed, width, height, scene)
         stamp = _stamp(start_ns, index, fps)
         variants = []
         for value in SPEED_LIMITS:
